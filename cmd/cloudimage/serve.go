@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cloudimage/cloudimage"
+	"github.com/cloudimage/cloudimage/fsblob"
+	"github.com/cloudimage/cloudimage/httpapi"
+	"github.com/cloudimage/cloudimage/sqlite"
+	"github.com/spf13/cobra"
+)
+
+// serveConfig is the effective configuration of "serve".
+type serveConfig struct {
+	DataDir   string
+	Listen    string
+	PublicURL string
+	TokenTTL  time.Duration
+	Region    string
+	LogLevel  string
+	LogFormat string
+}
+
+func serveCommand(e *env, dataDir *string) *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the image service",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.DataDir = *dataDir
+			return serve(cmd.Context(), e, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", e.or("CLOUDIMAGE_LISTEN", "127.0.0.1:9292"),
+		"address to listen on (CLOUDIMAGE_LISTEN)")
+	f.StringVar(&cfg.PublicURL, "public-url", e.or("CLOUDIMAGE_PUBLIC_URL", ""),
+		"root URL clients reach the server at; default http://<listen address> (CLOUDIMAGE_PUBLIC_URL)")
+	ttl, err := time.ParseDuration(e.or("CLOUDIMAGE_TOKEN_TTL", cloudimage.DefaultTokenTTL.String()))
+	if err != nil {
+		ttl = cloudimage.DefaultTokenTTL
+	}
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", ttl, "lifetime of issued tokens (CLOUDIMAGE_TOKEN_TTL)")
+	f.StringVar(&cfg.Region, "region", e.or("CLOUDIMAGE_REGION", httpapi.DefaultRegion),
+		"region named in token catalogs (CLOUDIMAGE_REGION)")
+	f.StringVar(&cfg.LogLevel, "log-level", e.or("CLOUDIMAGE_LOG_LEVEL", "info"),
+		"debug, info, warn or error (CLOUDIMAGE_LOG_LEVEL)")
+	f.StringVar(&cfg.LogFormat, "log-format", e.or("CLOUDIMAGE_LOG_FORMAT", "text"),
+		"text or json (CLOUDIMAGE_LOG_FORMAT)")
+	return cmd
+}
+
+func newLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", cfg.LogFormat)
+}
+
+// openStores opens the metadata database and the blob store under dataDir.
+func openStores(ctx context.Context, dataDir string) (*sqlite.DB, *fsblob.Store, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(dataDir, "cloudimage.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, err := fsblob.Open(filepath.Join(dataDir, "images"))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, blobs, nil
+}
+
+func serve(ctx context.Context, e *env, cfg serveConfig) error {
+	logger, err := newLogger(e, cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.TokenTTL <= 0 {
+		return fmt.Errorf("token TTL must be positive, not %s", cfg.TokenTTL)
+	}
+	db, blobs, err := openStores(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	identity := cloudimage.NewIdentityService(db, cfg.TokenTTL)
+	adminPassword := e.getenv("CLOUDIMAGE_ADMIN_PASSWORD")
+	boot, err := identity.Bootstrap(ctx, adminPassword)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if boot != nil {
+		printBootstrap(e, boot, adminPassword != "")
+	}
+
+	srv := httpapi.New(httpapi.Config{
+		Images:    cloudimage.NewImageService(db, blobs, logger.With("component", "images")),
+		Identity:  identity,
+		PublicURL: cfg.PublicURL,
+		Region:    cfg.Region,
+		Logger:    logger.With("component", "http"),
+	})
+	if err := srv.Open(cfg.Listen); err != nil {
+		return err
+	}
+	cfg.PublicURL = srv.PublicURL()
+	logger.Info("config", "data_dir", cfg.DataDir, "listen", cfg.Listen, "public_url", cfg.PublicURL,
+		"token_ttl", cfg.TokenTTL, "region", cfg.Region, "log_level", cfg.LogLevel,
+		"admin_password_from_env", adminPassword != "")
+	logger.Info("listening", "addr", srv.Addr().String())
+
+	go purgeTokens(ctx, identity, logger)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Close(shutdown)
+}
+
+func printBootstrap(e *env, b *cloudimage.Bootstrap, fromEnv bool) {
+	pw := b.Password
+	if fromEnv {
+		pw = "(from CLOUDIMAGE_ADMIN_PASSWORD)"
+	}
+	fmt.Fprintf(e.stdout, strings.TrimLeft(`
+Created the admin project and user. This is shown only once: keep it.
+  tenant id: %s
+  appkey:    %s
+  username:  %s
+  password:  %s
+`, "\n"), b.Project.ID, b.Project.AppKey, b.User.Name, pw)
+}
+
+// purgeTokens removes expired tokens every hour until ctx is done.
+func purgeTokens(ctx context.Context, identity *cloudimage.IdentityService, logger *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n, err := identity.PurgeExpiredTokens(ctx); err != nil {
+				logger.Error("purge expired tokens", "err", err)
+			} else if n > 0 {
+				logger.Info("purged expired tokens", "count", n)
+			}
+		}
+	}
+}

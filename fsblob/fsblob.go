@@ -1,0 +1,147 @@
+// Package fsblob stores image data as files in a local directory, the
+// zero-configuration default blob store.
+package fsblob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cloudimage/cloudimage"
+)
+
+var _ cloudimage.BlobStore = (*Store)(nil)
+
+// Store keeps each blob in a file under its root, in a subdirectory named
+// for the key's first two characters. Uploads are written into the
+// staging directory first and renamed into place once complete and
+// synced, so a blob under its key is always whole.
+type Store struct {
+	root    string
+	staging string
+}
+
+// stagingDir is where incomplete blobs live, beside the data so that the
+// final rename never crosses a file system.
+const stagingDir = ".staging"
+
+// Open returns a store rooted at dir, creating it if needed, and removes
+// whatever an earlier process left half-written in its staging directory.
+func Open(dir string) (*Store, error) {
+	s := &Store{root: dir, staging: filepath.Join(dir, stagingDir)}
+	if err := os.RemoveAll(s.staging); err != nil {
+		return nil, fmt.Errorf("clear staging directory: %w", err)
+	}
+	if err := os.MkdirAll(s.staging, 0o750); err != nil {
+		return nil, fmt.Errorf("create blob directory: %w", err)
+	}
+	return s, nil
+}
+
+// path returns the file of key, refusing keys that could escape the root.
+func (s *Store) path(key string) (string, error) {
+	if len(key) < 3 || strings.ContainsAny(key, `/\`) || strings.HasPrefix(key, ".") {
+		return "", cloudimage.Errorf(cloudimage.EINVALID, "invalid blob key %q", key)
+	}
+	return filepath.Join(s.root, key[:2], key), nil
+}
+
+// Put writes r to a staging file, syncs it, renames it to key's path and
+// syncs the directory, so that once Put returns the blob survives a crash.
+// On any error the staging file is removed and key is untouched.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) (n int64, err error) {
+	path, err := s.path(key)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(s.staging, key+".*")
+	if err != nil {
+		return 0, fmt.Errorf("create staging file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if n, err = io.Copy(f, contextReader{ctx, r}); err != nil {
+		return n, err
+	}
+	if err = f.Sync(); err != nil {
+		return n, fmt.Errorf("sync blob: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return n, fmt.Errorf("close blob: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err = os.MkdirAll(dir, 0o750); err != nil {
+		return n, fmt.Errorf("create blob directory: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return n, fmt.Errorf("commit blob: %w", err)
+	}
+	if err = syncDir(dir); err != nil {
+		// The rename happened but is not durable; remove it rather than
+		// report a blob that a crash could lose.
+		os.Remove(path)
+		return n, fmt.Errorf("sync blob directory: %w", err)
+	}
+	return n, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Open opens the blob stored under key.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, cloudimage.Errorf(cloudimage.ENOTFOUND, "no data for %s", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("open blob: %w", err)
+	}
+	return f, nil
+}
+
+// Delete removes the blob stored under key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	path, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	err = os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cloudimage.Errorf(cloudimage.ENOTFOUND, "no data for %s", key)
+	} else if err != nil {
+		return fmt.Errorf("delete blob: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// contextReader stops a copy once its context is done.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

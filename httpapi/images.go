@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cloudimage/cloudimage"
+)
+
+// The OpenStack Image API v2 face (Glance's shapes and statuses).
+// TODO(#3): the rest of v2: list, PATCH, tags, members, actions, import, schemas.
+
+func (s *Server) imageRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /v2/images", s.image(s.createImage))
+	mux.Handle("GET /v2/images/{id}", s.image(s.showImage))
+	mux.Handle("DELETE /v2/images/{id}", s.image(s.deleteImage))
+	mux.Handle("PUT /v2/images/{id}/file", s.image(s.uploadImage))
+	mux.Handle("GET /v2/images/{id}/file", s.image(s.downloadImage))
+}
+
+// image adapts a v2 handler that returns an error.
+func (s *Server) image(h func(http.ResponseWriter, *http.Request, *cloudimage.Caller) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, err := s.identity.Validate(r.Context(), r.Header.Get("X-Auth-Token"))
+		if err == nil {
+			err = h(w, r, t.Caller())
+		}
+		if err != nil {
+			s.writeImageError(w, r, err)
+		}
+	})
+}
+
+// v2Time is the v2 time format: RFC 3339 in UTC, whole seconds.
+const v2Time = "2006-01-02T15:04:05Z"
+
+// v2Image returns the Glance v2 representation of img: the core
+// attributes, then every extra property as a top-level string.
+func v2Image(img *cloudimage.Image) map[string]any {
+	m := make(map[string]any, 22+len(img.Properties))
+	for k, v := range img.Properties {
+		m[k] = v
+	}
+	tags := img.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	m["id"] = img.ID
+	m["name"] = img.Name
+	m["status"] = img.Status
+	m["visibility"] = img.Visibility
+	m["protected"] = img.Protected
+	m["os_hidden"] = img.Hidden
+	m["disk_format"] = nullString(img.DiskFormat)
+	m["container_format"] = nullString(img.ContainerFormat)
+	m["min_disk"] = img.MinDisk
+	m["min_ram"] = img.MinRAM
+	m["size"] = img.Size
+	m["virtual_size"] = img.VirtualSize
+	m["checksum"] = nullString(img.Checksum)
+	m["os_hash_algo"] = nullString(img.HashAlgo)
+	m["os_hash_value"] = nullString(img.HashValue)
+	m["owner"] = img.Owner
+	m["tags"] = tags
+	m["created_at"] = img.CreatedAt.UTC().Format(v2Time)
+	m["updated_at"] = img.UpdatedAt.UTC().Format(v2Time)
+	m["self"] = "/v2/images/" + img.ID
+	m["file"] = "/v2/images/" + img.ID + "/file"
+	m["schema"] = "/v2/schemas/image"
+	return m
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// readOnlyAttributes may be read but never set by a caller.
+var readOnlyAttributes = map[string]bool{
+	"status": true, "size": true, "virtual_size": true, "checksum": true, "os_hash_algo": true,
+	"os_hash_value": true, "owner": true, "created_at": true, "updated_at": true, "self": true,
+	"file": true, "schema": true, "direct_url": true,
+}
+
+// parseImageCreate reads a POST /v2/images body: the core attributes with
+// their JSON types checked, and every other key as a string property.
+func parseImageCreate(body []byte) (cloudimage.ImageCreate, error) {
+	var in cloudimage.ImageCreate
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+		return in, cloudimage.Errorf(cloudimage.EINVALID, "Malformed JSON in request body.")
+	}
+	field := func(key string, dst any) error {
+		v := raw[key]
+		if v == nil || string(v) == "null" {
+			return nil
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return cloudimage.Errorf(cloudimage.EINVALID,
+				"Provided object does not match schema 'image': %s has the wrong type", key)
+		}
+		return nil
+	}
+	var visibility string
+	core := map[string]any{
+		"id": &in.ID, "name": &in.Name, "disk_format": &in.DiskFormat,
+		"container_format": &in.ContainerFormat, "min_disk": &in.MinDisk, "min_ram": &in.MinRAM,
+		"protected": &in.Protected, "os_hidden": &in.Hidden, "visibility": &visibility,
+		"tags": &in.Tags,
+	}
+	for key, v := range raw {
+		if readOnlyAttributes[key] {
+			return in, cloudimage.Errorf(cloudimage.EFORBIDDEN, "Attribute '%s' is read-only.", key)
+		}
+		if dst, ok := core[key]; ok {
+			if err := field(key, dst); err != nil {
+				return in, err
+			}
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return in, cloudimage.Errorf(cloudimage.EINVALID,
+				"Provided object does not match schema 'image': %s is not of type 'string'", key)
+		}
+		if in.Properties == nil {
+			in.Properties = map[string]string{}
+		}
+		in.Properties[key] = s
+	}
+	in.Visibility = cloudimage.Visibility(visibility)
+	return in, nil
+}
+
+func (s *Server) createImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return cloudimage.Errorf(cloudimage.ETOOLARGE, "request body is larger than %d bytes", maxBodyBytes)
+		}
+		return cloudimage.Errorf(cloudimage.EINVALID, "Error reading request body.")
+	}
+	in, err := parseImageCreate(body)
+	if err != nil {
+		return err
+	}
+	img, err := s.images.Create(r.Context(), c, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", s.publicURL+"/v2/images/"+img.ID)
+	writeJSON(w, http.StatusCreated, v2Image(img))
+	return nil
+}
+
+func (s *Server) showImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	img, err := s.images.Get(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v2Image(img))
+	return nil
+}
+
+func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	if err := s.images.Delete(r.Context(), c, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// uploadImage streams the request body into the image: it is never held
+// in memory whole, whether it comes with a Content-Length or chunked.
+func (s *Server) uploadImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/octet-stream" {
+			return errStatus(http.StatusUnsupportedMediaType,
+				"The media type %s is not supported for this request; use application/octet-stream.", ct)
+		}
+	}
+	if _, err := s.images.Upload(r.Context(), c, r.PathValue("id"), r.Body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// downloadImage sends the image's data; Range requests are answered with
+// 206 or 416. An image without data yet answers 204.
+func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	img, data, err := s.images.Download(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	defer data.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// Glance's clients read Content-MD5 as the hex md5 of the whole image,
+	// so it goes only with whole-image responses.
+	if r.Header.Get("Range") == "" {
+		w.Header().Set("Content-MD5", img.Checksum)
+	}
+	w.Header().Set("ETag", strconv.Quote(img.Checksum))
+	http.ServeContent(w, r, "", time.Time{}, data)
+	return nil
+}

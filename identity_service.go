@@ -1,0 +1,292 @@
+package cloudimage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DefaultTokenTTL is how long a token lives unless configured otherwise.
+const DefaultTokenTTL = 12 * time.Hour
+
+// Names of the project and user created on first start.
+const (
+	BootstrapProject = "admin"
+	BootstrapUser    = "admin"
+)
+
+var (
+	projectNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	userNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@_.+-]{0,254}$`)
+)
+
+// maxPasswordLength is bcrypt's limit: it ignores anything after 72 bytes,
+// so longer passwords are refused rather than silently truncated.
+const maxPasswordLength = 72
+
+// dummyHash is compared against when a user does not exist, so that an
+// unknown name takes as long to refuse as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cloudimage-dummy"), bcrypt.DefaultCost)
+
+// IdentityService issues and validates tokens and manages projects and
+// users. Every API face authenticates through it.
+type IdentityService struct {
+	store IdentityStore
+	ttl   time.Duration
+	now   func() time.Time
+}
+
+// NewIdentityService returns a service over store whose tokens live for ttl
+// (DefaultTokenTTL when ttl is zero).
+func NewIdentityService(store IdentityStore, ttl time.Duration) *IdentityService {
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	return &IdentityService{store: store, ttl: ttl, now: time.Now}
+}
+
+// Credentials are what a token request carries: a user's name and password
+// and the project to scope the token to, named by exactly one of ProjectID,
+// ProjectName or AppKey.
+type Credentials struct {
+	ProjectID   string
+	ProjectName string
+	AppKey      string
+	Username    string
+	Password    string
+}
+
+// IssuedToken is a freshly issued token: ID is the secret the caller sends
+// back as X-Auth-Token. It is returned once and never stored.
+type IssuedToken struct {
+	ID string
+	*Token
+}
+
+// Issue authenticates cr and returns a new token scoped to its project.
+// Bad credentials, an unknown project and a user without a role in the
+// project are all EUNAUTHORIZED, with the same message.
+func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedToken, error) {
+	if cr.Username == "" || cr.Password == "" {
+		return nil, Errorf(EINVALID, "username and password are required")
+	}
+	project, err := s.findProject(ctx, cr)
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.store.UserByName(ctx, cr.Username)
+	if ErrorCode(err) == ENOTFOUND {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
+		return nil, errBadCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(cr.Password)) != nil {
+		return nil, errBadCredentials
+	}
+	if project == nil {
+		return nil, errBadCredentials
+	}
+	roles, err := s.store.Roles(ctx, user.ID, project.ID)
+	if err != nil {
+		return nil, err
+	} else if len(roles) == 0 {
+		return nil, errBadCredentials
+	}
+
+	secret := newTokenID()
+	now := s.now().UTC()
+	t := &Token{
+		Hash:      HashToken(secret),
+		User:      user,
+		Project:   project,
+		Roles:     roles,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(s.ttl),
+	}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return nil, err
+	}
+	return &IssuedToken{ID: secret, Token: t}, nil
+}
+
+var errBadCredentials = Errorf(EUNAUTHORIZED, "The request you have made requires authentication.")
+
+// findProject resolves the project cr names. An unknown project yields a
+// nil project and no error, so that Issue can still spend the time of a
+// password check before refusing.
+func (s *IdentityService) findProject(ctx context.Context, cr Credentials) (*Project, error) {
+	var p *Project
+	var err error
+	switch {
+	case cr.ProjectID != "":
+		p, err = s.store.Project(ctx, cr.ProjectID)
+	case cr.ProjectName != "":
+		p, err = s.store.ProjectByName(ctx, cr.ProjectName)
+	case cr.AppKey != "":
+		p, err = s.store.ProjectByAppKey(ctx, cr.AppKey)
+	default:
+		return nil, Errorf(EINVALID, "a project is required")
+	}
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, nil
+	}
+	return p, err
+}
+
+// Validate returns the token whose secret is id, or EUNAUTHORIZED when it
+// is unknown, expired, or its user no longer holds a role in its project.
+func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, error) {
+	if id == "" {
+		return nil, Errorf(EUNAUTHORIZED, "X-Auth-Token header is required")
+	}
+	t, err := s.store.Token(ctx, HashToken(id))
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(EUNAUTHORIZED, "invalid token")
+	} else if err != nil {
+		return nil, err
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return nil, Errorf(EUNAUTHORIZED, "token has expired")
+	}
+	if len(t.Roles) == 0 {
+		return nil, Errorf(EUNAUTHORIZED, "token's user has no role in its project")
+	}
+	return t, nil
+}
+
+// Caller returns who t speaks for.
+func (t *Token) Caller() *Caller {
+	return &Caller{UserID: t.User.ID, UserName: t.User.Name, ProjectID: t.Project.ID, Roles: t.Roles}
+}
+
+// HashToken returns the hex SHA-256 of a token's secret: the only form in
+// which tokens are stored. A token has 128 random bits, so a fast hash is
+// enough.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateProject creates a project with a new tenant ID and appkey.
+func (s *IdentityService) CreateProject(ctx context.Context, name string) (*Project, error) {
+	if !projectNameRE.MatchString(name) {
+		return nil, Errorf(EINVALID, "project name must be 1 to 64 letters, digits, '_', '.' or '-'")
+	}
+	p := &Project{ID: newHexID(), Name: name, AppKey: newAppKey(), CreatedAt: s.now().UTC()}
+	if err := s.store.CreateProject(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Projects returns every project.
+func (s *IdentityService) Projects(ctx context.Context) ([]*Project, error) {
+	return s.store.Projects(ctx)
+}
+
+// FindProject returns the project whose ID, name or appkey is ref.
+func (s *IdentityService) FindProject(ctx context.Context, ref string) (*Project, error) {
+	for _, find := range []func(context.Context, string) (*Project, error){
+		s.store.Project, s.store.ProjectByName, s.store.ProjectByAppKey,
+	} {
+		p, err := find(ctx, ref)
+		if ErrorCode(err) != ENOTFOUND {
+			return p, err
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "no project %q", ref)
+}
+
+// CreateUser creates a user with the given password and grants it role in
+// the project named by projectRef (ID, name or appkey). An empty password
+// is replaced by a generated one, which is returned.
+func (s *IdentityService) CreateUser(ctx context.Context, projectRef, name, password string, role Role) (*User, string, error) {
+	if !userNameRE.MatchString(name) {
+		return nil, "", Errorf(EINVALID, "user name must be 1 to 255 letters, digits or any of '@_.+-'")
+	} else if !role.Valid() {
+		return nil, "", Errorf(EINVALID, "role must be admin, member or reader")
+	}
+	if password == "" {
+		password = NewPassword()
+	} else if len(password) > maxPasswordLength {
+		return nil, "", Errorf(EINVALID, "password must be at most %d bytes", maxPasswordLength)
+	}
+	p, err := s.FindProject(ctx, projectRef)
+	if err != nil {
+		return nil, "", err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, "", err
+	}
+	u := &User{ID: newHexID(), Name: name, PasswordHash: string(hash), CreatedAt: s.now().UTC()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, "", err
+	}
+	if err := s.store.AssignRole(ctx, u.ID, p.ID, role); err != nil {
+		return nil, "", err
+	}
+	return u, password, nil
+}
+
+// Bootstrap is what a first start creates.
+type Bootstrap struct {
+	Project  *Project
+	User     *User
+	Password string
+}
+
+// Bootstrap creates the admin project and its admin user when there are no
+// projects yet, and returns nil otherwise. An empty password is generated.
+func (s *IdentityService) Bootstrap(ctx context.Context, password string) (*Bootstrap, error) {
+	projects, err := s.store.Projects(ctx)
+	if err != nil || len(projects) > 0 {
+		return nil, err
+	}
+	p, err := s.CreateProject(ctx, BootstrapProject)
+	if err != nil {
+		return nil, err
+	}
+	u, pw, err := s.CreateUser(ctx, p.ID, BootstrapUser, password, RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	return &Bootstrap{Project: p, User: u, Password: pw}, nil
+}
+
+// PurgeExpiredTokens removes tokens that have expired.
+func (s *IdentityService) PurgeExpiredTokens(ctx context.Context) (int64, error) {
+	return s.store.DeleteExpiredTokens(ctx, s.now())
+}
+
+// NewPassword returns a random password of 26 characters (128 bits).
+func NewPassword() string {
+	return rand.Text()
+}
+
+func newTokenID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newHexID() string {
+	return newTokenID()
+}
+
+func newAppKey() string {
+	return rand.Text()[:20]
+}
+
+// errIsNotFound reports whether err is ENOTFOUND.
+func errIsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == ENOTFOUND
+}

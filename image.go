@@ -1,0 +1,149 @@
+package cloudimage
+
+import (
+	"context"
+	"io"
+	"slices"
+	"time"
+)
+
+// Visibility says who besides the owner may see an image.
+type Visibility string
+
+// The visibilities of Glance's v2 API.
+const (
+	VisibilityPublic    Visibility = "public"    // every project
+	VisibilityCommunity Visibility = "community" // every project that asks for it
+	VisibilityShared    Visibility = "shared"    // the owner and accepted members
+	VisibilityPrivate   Visibility = "private"   // the owner only
+)
+
+// Valid reports whether v is a known visibility.
+func (v Visibility) Valid() bool {
+	switch v {
+	case VisibilityPublic, VisibilityCommunity, VisibilityShared, VisibilityPrivate:
+		return true
+	}
+	return false
+}
+
+// DiskFormats are the disk formats an image may declare, as in Glance's
+// default configuration and the NHN Cloud v1.0 guide.
+var DiskFormats = []string{"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "ploop", "iso"}
+
+// ContainerFormats are the container formats an image may declare.
+var ContainerFormats = []string{"ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"}
+
+// Limits on image metadata, as in Glance's schema.
+const (
+	MaxNameLength          = 255
+	MaxTagLength           = 255
+	MaxPropertyKeyLength   = 255
+	MaxPropertyValueLength = 65535
+	MaxTags                = 128
+	MaxProperties          = 128
+)
+
+// Image is an image's metadata. Data lives in the blob store under the
+// image's ID once the image is active.
+type Image struct {
+	ID              string
+	Name            string
+	Status          Status
+	Visibility      Visibility
+	Protected       bool
+	Hidden          bool // os_hidden: left out of default lists
+	DiskFormat      string
+	ContainerFormat string
+	MinDisk         int // GB
+	MinRAM          int // MB
+	Size            *int64
+	VirtualSize     *int64
+	Checksum        string // md5 hex of the data
+	HashAlgo        string // "sha512" once data is present
+	HashValue       string
+	Owner           string // project ID
+	Tags            []string
+	Properties      map[string]string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	DeletedAt       *time.Time // set once the image is deleted or pending_delete
+}
+
+// Deleted reports whether the image is gone for every caller: deleted, or
+// waiting for its data to be scrubbed.
+func (img *Image) Deleted() bool {
+	return img.DeletedAt != nil
+}
+
+// SetStatus moves the image to status to, or returns ECONFLICT when the
+// status machine does not allow it. It is the only place a status changes.
+func (img *Image) SetStatus(to Status, now time.Time) error {
+	if !img.Status.CanTransition(to) {
+		return Errorf(ECONFLICT, "Image status transition from %s to %s is not allowed", img.Status, to)
+	}
+	img.Status = to
+	img.UpdatedAt = now
+	if to == StatusDeleted || to == StatusPendingDelete {
+		img.DeletedAt = &now
+	} else {
+		img.DeletedAt = nil
+	}
+	return nil
+}
+
+// HasTag reports whether the image carries tag.
+func (img *Image) HasTag(tag string) bool {
+	return slices.Contains(img.Tags, tag)
+}
+
+// Cursor is a position in the default image order: created_at descending,
+// then ID descending. A page after a cursor holds the images strictly after
+// that position.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// ImageQuery selects a page of images for one project's view: the
+// project's own images and public ones, not deleted, in the default order.
+type ImageQuery struct {
+	Viewer string  // project ID whose view this is
+	After  *Cursor // nil for the first page
+	Limit  int     // at most this many; must be positive
+	Tags   bool    // load each image's tags too
+}
+
+// ImageStore persists image metadata. It knows storage, not rules: the
+// ImageService decides what a caller may do. Lookups of a missing image
+// return ENOTFOUND; creating an image whose ID exists returns ECONFLICT.
+type ImageStore interface {
+	// CreateImage inserts img.
+	CreateImage(ctx context.Context, img *Image) error
+
+	// Image returns the image with the given ID, deleted or not.
+	Image(ctx context.Context, id string) (*Image, error)
+
+	// UpdateImage reads the image, calls fn on it and, if fn returns nil,
+	// writes the image back, all in one transaction. It returns the image
+	// as written, or fn's error with nothing written.
+	UpdateImage(ctx context.Context, id string, fn func(*Image) error) (*Image, error)
+
+	// ListImages returns one page of a project's view, in the default order.
+	ListImages(ctx context.Context, q ImageQuery) ([]*Image, error)
+}
+
+// BlobStore streams image data in and out. Keys are image IDs. A missing
+// key is ENOTFOUND on every implementation.
+type BlobStore interface {
+	// Put stores all of r under key and returns the number of bytes. The
+	// data becomes visible under key only once it is complete and durable;
+	// on any error nothing is left behind.
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+
+	// Open returns the data stored under key.
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, error)
+
+	// Delete removes the data stored under key.
+	Delete(ctx context.Context, key string) error
+}
