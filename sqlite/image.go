@@ -223,20 +223,7 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 	if q.Limit <= 0 {
 		return nil, cloudimage.Errorf(cloudimage.EINVALID, "limit must be positive")
 	}
-	after, args := "", []any{q.Viewer, q.Limit}
-	if q.After != nil {
-		after = `AND (created_at, id) < (?3, ?4)`
-		args = append(args, micros(q.After.CreatedAt), q.After.ID)
-	}
-	query := `SELECT ` + imageColumns + ` FROM (
-		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
-			WHERE owner = ?1 AND deleted_at IS NULL ` + after + `
-			ORDER BY created_at DESC, id DESC LIMIT ?2)
-		UNION ALL
-		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
-			WHERE visibility = 'public' AND deleted_at IS NULL AND owner <> ?1 ` + after + `
-			ORDER BY created_at DESC, id DESC LIMIT ?2)
-	) ORDER BY created_at DESC, id DESC LIMIT ?2`
+	query, args := listQuery(q)
 	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
@@ -259,4 +246,23 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 		}
 	}
 	return imgs, nil
+}
+
+// listQuery returns the SQL and arguments of ListImages: a union of one
+// keyset walk per branch of the view, each ordered by its own index.
+func listQuery(q cloudimage.ImageQuery) (string, []any) {
+	after, args := "", []any{q.Viewer, q.Limit}
+	if q.After != nil {
+		after = `AND (created_at, id) < (?3, ?4)`
+		args = append(args, micros(q.After.CreatedAt), q.After.ID)
+	}
+	return `SELECT ` + imageColumns + ` FROM (
+		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
+			WHERE owner = ?1 AND deleted_at IS NULL ` + after + `
+			ORDER BY created_at DESC, id DESC LIMIT ?2)
+		UNION ALL
+		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
+			WHERE visibility = 'public' AND deleted_at IS NULL AND owner <> ?1 ` + after + `
+			ORDER BY created_at DESC, id DESC LIMIT ?2)
+	) ORDER BY created_at DESC, id DESC LIMIT ?2`, args
 }
