@@ -131,6 +131,10 @@ type ImageStore interface {
 
 	// ListImages returns one page of a project's view, in the default order.
 	ListImages(ctx context.Context, q ImageQuery) ([]*Image, error)
+
+	// ImagesInStatus returns up to limit images in the given status, of
+	// every project, oldest first.
+	ImagesInStatus(ctx context.Context, status Status, limit int) ([]*Image, error)
 }
 
 // BlobStore streams image data in and out. Keys are image IDs. A missing

@@ -465,3 +465,36 @@ func (h *hashingReader) virtualSize(diskFormat string, size int64) *int64 {
 	}
 	return nil
 }
+
+// RecoverUploads returns to queued every image left in saving by a process
+// that stopped mid-upload, and removes whatever data it may have committed
+// before it could mark the image active, so that the upload can simply be
+// retried. It must run before the server accepts uploads.
+//
+// TODO(#5): with several replicas on one database this would also reset
+// uploads that another replica is still running; it needs a lease per upload.
+func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		stale, err := s.images.ImagesInStatus(ctx, StatusSaving, 100)
+		if err != nil || len(stale) == 0 {
+			return n, err
+		}
+		for _, img := range stale {
+			if err := s.blobs.Delete(ctx, img.ID); err != nil && ErrorCode(err) != ENOTFOUND {
+				return n, fmt.Errorf("remove data of interrupted upload %s: %w", img.ID, err)
+			}
+			_, err := s.images.UpdateImage(ctx, img.ID, func(img *Image) error {
+				if img.Status != StatusSaving {
+					return errNoChange
+				}
+				return img.SetStatus(StatusQueued, s.now())
+			})
+			if err != nil && !errors.Is(err, errNoChange) {
+				return n, err
+			}
+			s.logger.Warn("interrupted upload returned to queued", "image", img.ID)
+			n++
+		}
+	}
+}

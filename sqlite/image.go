@@ -266,3 +266,22 @@ func listQuery(q cloudimage.ImageQuery) (string, []any) {
 			ORDER BY created_at DESC, id DESC LIMIT ?2)
 	) ORDER BY created_at DESC, id DESC LIMIT ?2`, args
 }
+
+// ImagesInStatus returns up to limit images in status, oldest first.
+func (db *DB) ImagesInStatus(ctx context.Context, status cloudimage.Status, limit int) ([]*cloudimage.Image, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+imageColumns+` FROM images
+		WHERE status = ? ORDER BY created_at, id LIMIT ?`, string(status), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list images in status %s: %w", status, err)
+	}
+	defer rows.Close()
+	var imgs []*cloudimage.Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, rows.Err()
+}

@@ -33,6 +33,7 @@ func TestMetadataStore(t *testing.T, open func(t *testing.T) MetadataStore) {
 	t.Run("UpdateImageIsAtomic", func(t *testing.T) { testUpdateImageAtomic(t, open(t)) })
 	t.Run("ListImagesView", func(t *testing.T) { testListView(t, open(t)) })
 	t.Run("ListImagesOrderAndCursor", func(t *testing.T) { testListOrder(t, open(t)) })
+	t.Run("ImagesInStatus", func(t *testing.T) { testImagesInStatus(t, open(t)) })
 	t.Run("Projects", func(t *testing.T) { testProjects(t, open(t)) })
 	t.Run("UsersAndRoles", func(t *testing.T) { testUsersAndRoles(t, open(t)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
@@ -352,6 +353,38 @@ func testListOrder(t *testing.T, s MetadataStore) {
 		if !slices.Equal(ids(walked), ids(all)) {
 			t.Fatalf("walk with limit %d:\n got %v\nwant %v", size, ids(walked), ids(all))
 		}
+	}
+}
+
+func testImagesInStatus(t *testing.T, s MetadataStore) {
+	ctx := context.Background()
+	a, b := mustProject(t, s, "a"), mustProject(t, s, "b")
+	var saving []*cloudimage.Image
+	for i := range 7 {
+		owner := a.ID
+		if i%2 == 1 {
+			owner = b.ID
+		}
+		img := newImage(owner, base.Add(time.Duration(i)*time.Second))
+		if i%3 != 0 {
+			img.Status = cloudimage.StatusSaving
+			saving = append(saving, img)
+		}
+		mustCreate(t, s, img)
+	}
+	got, err := s.ImagesInStatus(ctx, cloudimage.StatusSaving, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), ids(saving)) {
+		t.Fatalf("saving images:\n got %v\nwant %v", ids(got), ids(saving))
+	}
+	got, err = s.ImagesInStatus(ctx, cloudimage.StatusSaving, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(got), ids(saving[:2])) {
+		t.Fatalf("first two saving images:\n got %v\nwant %v", ids(got), ids(saving[:2]))
 	}
 }
 

@@ -62,6 +62,9 @@ CREATE INDEX images_owner_order ON images (owner, created_at DESC, id DESC)
 CREATE INDEX images_visibility_order ON images (visibility, created_at DESC, id DESC)
 	WHERE deleted_at IS NULL;
 
+-- Finds uploads that a crash interrupted.
+CREATE INDEX images_status ON images (status);
+
 CREATE TABLE image_tags (
 	image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
 	tag      TEXT NOT NULL,
