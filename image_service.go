@@ -160,6 +160,9 @@ func normalizeTags(tags []string) ([]string, error) {
 			out = append(out, t)
 		}
 	}
+	// Sorted, as the stores return them, so that what Create returns is
+	// what a later Get reads.
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -219,7 +222,8 @@ type ListOptions struct {
 // was deleted; a deleted marker still continues from where it stood.
 //
 // The first chunk is fetched before List returns, so that most errors
-// come back here; the sequence then streams the rest chunk by chunk.
+// come back here; the sequence then streams the rest chunk by chunk. It
+// may be ranged over only once.
 func (s *ImageService) List(ctx context.Context, c *Caller, opts ListOptions) (iter.Seq2[*Image, error], error) {
 	var after *Cursor
 	if opts.Marker != "" {
@@ -306,8 +310,9 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 	size, err := s.blobs.Put(ctx, id, hr)
 	if err != nil {
 		s.requeue(ctx, id)
-		if hr.err != nil {
-			return nil, Errorf(EINVALID, "Error reading image data: %v", hr.err)
+		if hr.err != nil || ctx.Err() != nil {
+			// The client sent less than it promised, or went away.
+			return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(hr.err, ctx.Err()))
 		}
 		return nil, fmt.Errorf("store data of image %s: %w", id, err)
 	}

@@ -1,0 +1,522 @@
+package cloudimage_test
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudimage/cloudimage"
+	"github.com/cloudimage/cloudimage/sqlite"
+)
+
+var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// identity is an identity service over a fresh database, with a project
+// "alpha" whose member is "andy", and a project "beta" with nobody in it.
+type identity struct {
+	ctx      context.Context
+	db       *sqlite.DB
+	svc      *cloudimage.IdentityService
+	alpha    *cloudimage.Project
+	beta     *cloudimage.Project
+	andy     *cloudimage.User
+	password string
+}
+
+func newIdentity(t *testing.T, ttl time.Duration) *identity {
+	t.Helper()
+	id := &identity{ctx: context.Background(), db: openDB(t), password: "correct horse battery"}
+	id.svc = cloudimage.NewIdentityService(id.db, ttl)
+	var err error
+	if id.alpha, err = id.svc.CreateProject(id.ctx, "alpha"); err != nil {
+		t.Fatalf("CreateProject: %v", err)
+	}
+	if id.beta, err = id.svc.CreateProject(id.ctx, "beta"); err != nil {
+		t.Fatalf("CreateProject: %v", err)
+	}
+	var pw string
+	id.andy, pw, err = id.svc.CreateUser(id.ctx, id.alpha.Name, "andy", id.password, cloudimage.RoleMember)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if pw != id.password {
+		t.Fatalf("CreateUser returned password %q, want the one given", pw)
+	}
+	return id
+}
+
+func TestIssue(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	for name, cr := range map[string]cloudimage.Credentials{
+		"project ID":   {ProjectID: id.alpha.ID},
+		"project name": {ProjectName: id.alpha.Name},
+		"appkey":       {AppKey: id.alpha.AppKey},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cr.Username, cr.Password = "andy", id.password
+			before := time.Now()
+			tok, err := id.svc.Issue(id.ctx, cr)
+			if err != nil {
+				t.Fatalf("Issue: %v", err)
+			}
+			if !hex32.MatchString(tok.ID) {
+				t.Errorf("token ID %q, want 32 hex digits", tok.ID)
+			}
+			if tok.Hash != cloudimage.HashToken(tok.ID) {
+				t.Errorf("Hash = %q, want HashToken(ID) = %q", tok.Hash, cloudimage.HashToken(tok.ID))
+			}
+			if tok.Project.ID != id.alpha.ID || tok.User.ID != id.andy.ID {
+				t.Errorf("token for user %s in project %s, want %s in %s",
+					tok.User.ID, tok.Project.ID, id.andy.ID, id.alpha.ID)
+			}
+			if !slices.Equal(tok.Roles, []cloudimage.Role{cloudimage.RoleMember}) {
+				t.Errorf("Roles = %v, want [member]", tok.Roles)
+			}
+			if d := tok.ExpiresAt.Sub(tok.IssuedAt); d != cloudimage.DefaultTokenTTL {
+				t.Errorf("token lives %v, want %v", d, cloudimage.DefaultTokenTTL)
+			}
+			if tok.IssuedAt.Before(before.Add(-time.Second)) || tok.IssuedAt.After(time.Now()) {
+				t.Errorf("IssuedAt = %v, want about now", tok.IssuedAt)
+			}
+
+			v, err := id.svc.Validate(id.ctx, tok.ID)
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			c := v.Caller()
+			if c.UserID != id.andy.ID || c.UserName != "andy" || c.ProjectID != id.alpha.ID ||
+				!c.CanWrite() || c.IsAdmin() {
+				t.Errorf("Caller = %+v, want andy, member of alpha", c)
+			}
+		})
+	}
+}
+
+func TestIssueDistinctTokens(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	cr := cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy", Password: id.password}
+	a, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID {
+		t.Errorf("two issues gave the same token %s", a.ID)
+	}
+	for _, tok := range []*cloudimage.IssuedToken{a, b} {
+		if _, err := id.svc.Validate(id.ctx, tok.ID); err != nil {
+			t.Errorf("Validate(%s): %v", tok.ID, err)
+		}
+	}
+}
+
+func TestIssueRefused(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	// bob holds a role only in beta.
+	_, _, err := id.svc.CreateUser(id.ctx, id.beta.ID, "bob", "bobs password", cloudimage.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cr   cloudimage.Credentials
+		want string
+	}{
+		{"wrong password", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy", Password: "wrong"},
+			cloudimage.EUNAUTHORIZED},
+		{"password prefix", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+			Password: id.password[:len(id.password)-1]}, cloudimage.EUNAUTHORIZED},
+		{"unknown user", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "nobody", Password: id.password},
+			cloudimage.EUNAUTHORIZED},
+		{"user name case", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "Andy", Password: id.password},
+			cloudimage.EUNAUTHORIZED},
+		{"unknown project ID", cloudimage.Credentials{ProjectID: strings.Repeat("0", 32), Username: "andy",
+			Password: id.password}, cloudimage.EUNAUTHORIZED},
+		{"unknown project name", cloudimage.Credentials{ProjectName: "gamma", Username: "andy",
+			Password: id.password}, cloudimage.EUNAUTHORIZED},
+		{"unknown appkey", cloudimage.Credentials{AppKey: "NOSUCHAPPKEY", Username: "andy", Password: id.password},
+			cloudimage.EUNAUTHORIZED},
+		{"no role in the project", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "bob",
+			Password: "bobs password"}, cloudimage.EUNAUTHORIZED},
+		{"no role, by name", cloudimage.Credentials{ProjectName: "beta", Username: "andy", Password: id.password},
+			cloudimage.EUNAUTHORIZED},
+		{"missing username", cloudimage.Credentials{ProjectID: id.alpha.ID, Password: id.password},
+			cloudimage.EINVALID},
+		{"missing password", cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy"}, cloudimage.EINVALID},
+		{"missing project", cloudimage.Credentials{Username: "andy", Password: id.password}, cloudimage.EINVALID},
+	}
+	var unauthorized []string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := id.svc.Issue(id.ctx, tt.cr)
+			wantCode(t, err, tt.want)
+			if tok != nil {
+				t.Errorf("Issue returned a token along with error %v", err)
+			}
+			if tt.want == cloudimage.EUNAUTHORIZED {
+				unauthorized = append(unauthorized, cloudimage.ErrorMessage(err))
+			}
+		})
+	}
+	// A refusal must not tell which part of the credentials was wrong.
+	for _, msg := range unauthorized {
+		if msg != unauthorized[0] {
+			t.Errorf("refusal messages differ: %q and %q", unauthorized[0], msg)
+		}
+	}
+}
+
+func TestValidateRefused(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+		Password: id.password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{
+		"empty":                "",
+		"unknown":              strings.Repeat("a", 32),
+		"the hash, not the ID": tok.Hash,
+		"ID with a space":      tok.ID + " ",
+		"ID upper case":        strings.ToUpper(tok.ID),
+	} {
+		t.Run(name, func(t *testing.T) {
+			v, err := id.svc.Validate(id.ctx, secret)
+			wantCode(t, err, cloudimage.EUNAUTHORIZED)
+			if v != nil {
+				t.Errorf("Validate returned a token along with error %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateExpired(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, time.Millisecond)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+		Password: id.password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tok.ExpiresAt.Sub(tok.IssuedAt); d != time.Millisecond {
+		t.Errorf("token lives %v, want 1ms", d)
+	}
+	time.Sleep(20 * time.Millisecond)
+	_, err = id.svc.Validate(id.ctx, tok.ID)
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+
+	// The same token seen through a service with a long TTL is still
+	// expired: the lifetime is fixed when the token is issued.
+	long := cloudimage.NewIdentityService(id.db, time.Hour)
+	_, err = long.Validate(id.ctx, tok.ID)
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+}
+
+func TestTokenStoredByHash(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+		Password: id.password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := id.db.Token(id.ctx, cloudimage.HashToken(tok.ID))
+	if err != nil {
+		t.Fatalf("Token(HashToken(id)): %v", err)
+	}
+	if stored.User.ID != id.andy.ID || stored.Project.ID != id.alpha.ID {
+		t.Errorf("stored token is for %s in %s, want %s in %s",
+			stored.User.ID, stored.Project.ID, id.andy.ID, id.alpha.ID)
+	}
+	if !stored.ExpiresAt.Equal(tok.ExpiresAt.Truncate(time.Microsecond)) {
+		t.Errorf("stored ExpiresAt = %v, want %v", stored.ExpiresAt, tok.ExpiresAt)
+	}
+	_, err = id.db.Token(id.ctx, tok.ID)
+	wantCode(t, err, cloudimage.ENOTFOUND)
+}
+
+func TestHashToken(t *testing.T) {
+	t.Parallel()
+	// SHA-256 of "abc", from FIPS 180-2.
+	const want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	if got := cloudimage.HashToken("abc"); got != want {
+		t.Errorf("HashToken(abc) = %s, want %s", got, want)
+	}
+}
+
+func TestCreateProject(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	for _, p := range []*cloudimage.Project{id.alpha, id.beta} {
+		if !hex32.MatchString(p.ID) {
+			t.Errorf("project %s: ID %q, want 32 hex digits", p.Name, p.ID)
+		}
+		if len(p.AppKey) != 20 {
+			t.Errorf("project %s: appkey %q, want 20 characters", p.Name, p.AppKey)
+		}
+		if p.CreatedAt.IsZero() {
+			t.Errorf("project %s: zero CreatedAt", p.Name)
+		}
+		for _, ref := range []string{p.ID, p.Name, p.AppKey} {
+			got, err := id.svc.FindProject(id.ctx, ref)
+			if err != nil || got.ID != p.ID {
+				t.Errorf("FindProject(%q) = %v, %v; want project %s", ref, got, err, p.ID)
+			}
+		}
+	}
+	if id.alpha.ID == id.beta.ID || id.alpha.AppKey == id.beta.AppKey {
+		t.Errorf("two projects share an ID or appkey: %+v, %+v", id.alpha, id.beta)
+	}
+	_, err := id.svc.FindProject(id.ctx, "gamma")
+	wantCode(t, err, cloudimage.ENOTFOUND)
+
+	projects, err := id.svc.Projects(id.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(projects) != 2 {
+		t.Errorf("Projects gave %d, want 2", len(projects))
+	}
+}
+
+func TestCreateProjectRefused(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tests := []struct {
+		name string
+		want string
+	}{
+		{"", cloudimage.EINVALID},
+		{"-leading-dash", cloudimage.EINVALID},
+		{".hidden", cloudimage.EINVALID},
+		{"with space", cloudimage.EINVALID},
+		{"slash/name", cloudimage.EINVALID},
+		{strings.Repeat("p", 65), cloudimage.EINVALID},
+		{"alpha", cloudimage.ECONFLICT},
+	}
+	for _, tt := range tests {
+		_, err := id.svc.CreateProject(id.ctx, tt.name)
+		if got := cloudimage.ErrorCode(err); got != tt.want {
+			t.Errorf("CreateProject(%q): got code %q (err %v), want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := id.svc.CreateProject(id.ctx, strings.Repeat("p", 64)); err != nil {
+		t.Errorf("CreateProject with a 64-character name: %v", err)
+	}
+}
+
+func TestCreateUserGeneratedPassword(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	u, pw, err := id.svc.CreateUser(id.ctx, id.beta.AppKey, "robot@example.com", "", cloudimage.RoleReader)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if len(pw) < 20 {
+		t.Errorf("generated password %q, want at least 20 characters", pw)
+	}
+	if !hex32.MatchString(u.ID) {
+		t.Errorf("user ID %q, want 32 hex digits", u.ID)
+	}
+	if u.PasswordHash == "" || strings.Contains(u.PasswordHash, pw) {
+		t.Errorf("PasswordHash %q: want a hash that does not hold the password", u.PasswordHash)
+	}
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.beta.ID,
+		Username: "robot@example.com", Password: pw})
+	if err != nil {
+		t.Fatalf("Issue with the generated password: %v", err)
+	}
+	if !slices.Equal(tok.Roles, []cloudimage.Role{cloudimage.RoleReader}) {
+		t.Errorf("Roles = %v, want [reader]", tok.Roles)
+	}
+	if tok.Caller().CanWrite() {
+		t.Errorf("a reader's caller can write")
+	}
+}
+
+func TestCreateUserPasswordLength(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	long := strings.Repeat("x", 72)
+	_, _, err := id.svc.CreateUser(id.ctx, id.alpha.ID, "seventy-two", long, cloudimage.RoleMember)
+	if err != nil {
+		t.Fatalf("CreateUser with a 72-byte password: %v", err)
+	}
+	if _, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "seventy-two",
+		Password: long}); err != nil {
+		t.Errorf("Issue with the 72-byte password: %v", err)
+	}
+
+	// Over 72 bytes is refused, also when the bytes are few characters.
+	for _, pw := range []string{long + "y", strings.Repeat("é", 37)} {
+		_, _, err := id.svc.CreateUser(id.ctx, id.alpha.ID, "too-long", pw, cloudimage.RoleMember)
+		wantCode(t, err, cloudimage.EINVALID)
+	}
+	// Nothing was created by the refusals.
+	_, err = id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "too-long",
+		Password: long + "y"})
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+}
+
+func TestCreateUserRefused(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tests := []struct {
+		name, project, user string
+		role                cloudimage.Role
+		want                string
+	}{
+		{"bad role", id.alpha.ID, "carol", "owner", cloudimage.EINVALID},
+		{"empty role", id.alpha.ID, "carol", "", cloudimage.EINVALID},
+		{"empty name", id.alpha.ID, "", cloudimage.RoleMember, cloudimage.EINVALID},
+		{"name with space", id.alpha.ID, "carol smith", cloudimage.RoleMember, cloudimage.EINVALID},
+		{"name too long", id.alpha.ID, strings.Repeat("c", 256), cloudimage.RoleMember, cloudimage.EINVALID},
+		{"unknown project", "gamma", "carol", cloudimage.RoleMember, cloudimage.ENOTFOUND},
+		{"taken name", id.beta.ID, "andy", cloudimage.RoleMember, cloudimage.ECONFLICT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := id.svc.CreateUser(id.ctx, tt.project, tt.user, "pw", tt.role)
+			wantCode(t, err, tt.want)
+		})
+	}
+	// The taken name still logs in with its own password, in its own project only.
+	if _, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+		Password: id.password}); err != nil {
+		t.Errorf("Issue for andy after a refused duplicate: %v", err)
+	}
+	_, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.beta.ID, Username: "andy",
+		Password: id.password})
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+}
+
+func TestBootstrap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t)
+	svc := cloudimage.NewIdentityService(db, 0)
+
+	b, err := svc.Bootstrap(ctx, "")
+	if err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	if b == nil {
+		t.Fatal("first Bootstrap returned nil, want what it created")
+	}
+	if b.Project.Name != cloudimage.BootstrapProject || b.User.Name != cloudimage.BootstrapUser {
+		t.Errorf("bootstrapped project %q user %q, want %q %q",
+			b.Project.Name, b.User.Name, cloudimage.BootstrapProject, cloudimage.BootstrapUser)
+	}
+	if b.Password == "" {
+		t.Errorf("Bootstrap generated an empty password")
+	}
+	tok, err := svc.Issue(ctx, cloudimage.Credentials{ProjectName: cloudimage.BootstrapProject,
+		Username: cloudimage.BootstrapUser, Password: b.Password})
+	if err != nil {
+		t.Fatalf("Issue as the bootstrap admin: %v", err)
+	}
+	if !tok.Caller().IsAdmin() {
+		t.Errorf("bootstrap user's roles %v, want admin", tok.Roles)
+	}
+
+	again, err := svc.Bootstrap(ctx, "another password")
+	if err != nil || again != nil {
+		t.Errorf("second Bootstrap = %+v, %v; want nil, nil", again, err)
+	}
+	projects, err := svc.Projects(ctx)
+	if err != nil || len(projects) != 1 {
+		t.Errorf("after two bootstraps: %d projects (err %v), want 1", len(projects), err)
+	}
+	// The second call changed no password.
+	if _, err := svc.Issue(ctx, cloudimage.Credentials{ProjectName: "admin", Username: "admin",
+		Password: "another password"}); cloudimage.ErrorCode(err) != cloudimage.EUNAUTHORIZED {
+		t.Errorf("the second Bootstrap's password works (err %v), want it ignored", err)
+	}
+}
+
+func TestBootstrapGivenPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc := cloudimage.NewIdentityService(openDB(t), 0)
+	b, err := svc.Bootstrap(ctx, "s3cret-admin")
+	if err != nil || b == nil {
+		t.Fatalf("Bootstrap = %v, %v", b, err)
+	}
+	if b.Password != "s3cret-admin" {
+		t.Errorf("Bootstrap password %q, want the one given", b.Password)
+	}
+	if _, err := svc.Issue(ctx, cloudimage.Credentials{ProjectID: b.Project.ID, Username: "admin",
+		Password: "s3cret-admin"}); err != nil {
+		t.Errorf("Issue with the given password: %v", err)
+	}
+}
+
+func TestBootstrapWithProjects(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	b, err := id.svc.Bootstrap(id.ctx, "")
+	if err != nil || b != nil {
+		t.Errorf("Bootstrap with projects present = %+v, %v; want nil, nil", b, err)
+	}
+	_, err = id.svc.FindProject(id.ctx, cloudimage.BootstrapProject)
+	if cloudimage.ErrorCode(err) != cloudimage.ENOTFOUND {
+		t.Errorf("Bootstrap created project %q although projects existed (err %v)",
+			cloudimage.BootstrapProject, err)
+	}
+}
+
+func TestPurgeExpiredTokens(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, time.Millisecond)
+	long := cloudimage.NewIdentityService(id.db, time.Hour)
+	cr := cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy", Password: id.password}
+	short1, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short2, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := long.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+
+	n, err := long.PurgeExpiredTokens(id.ctx)
+	if err != nil {
+		t.Fatalf("PurgeExpiredTokens: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("PurgeExpiredTokens removed %d tokens, want 2", n)
+	}
+	for _, tok := range []*cloudimage.IssuedToken{short1, short2} {
+		_, err := id.db.Token(id.ctx, tok.Hash)
+		wantCode(t, err, cloudimage.ENOTFOUND)
+	}
+	if _, err := long.Validate(id.ctx, kept.ID); err != nil {
+		t.Errorf("unexpired token after a purge: %v", err)
+	}
+	if n, err := long.PurgeExpiredTokens(id.ctx); err != nil || n != 0 {
+		t.Errorf("second purge removed %d (err %v), want 0", n, err)
+	}
+}
+
+func TestNewPassword(t *testing.T) {
+	t.Parallel()
+	a, b := cloudimage.NewPassword(), cloudimage.NewPassword()
+	if len(a) != 26 || a == b {
+		t.Errorf("NewPassword gave %q and %q, want two different 26-character passwords", a, b)
+	}
+}
