@@ -29,11 +29,20 @@ type serveConfig struct {
 
 func serveCommand(e *env, dataDir *string) *cobra.Command {
 	var cfg serveConfig
+	// A bad CLOUDIMAGE_TOKEN_TTL is an error when serve runs, not a silent
+	// fall back to the default.
+	ttl, ttlErr := time.ParseDuration(e.or("CLOUDIMAGE_TOKEN_TTL", cloudimage.DefaultTokenTTL.String()))
+	if ttlErr != nil {
+		ttlErr = fmt.Errorf("CLOUDIMAGE_TOKEN_TTL: %w", ttlErr)
+	}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the image service",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttlErr != nil && !cmd.Flags().Changed("token-ttl") {
+				return ttlErr
+			}
 			cfg.DataDir = *dataDir
 			return serve(cmd.Context(), e, cfg)
 		},
@@ -43,10 +52,6 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 		"address to listen on (CLOUDIMAGE_LISTEN)")
 	f.StringVar(&cfg.PublicURL, "public-url", e.or("CLOUDIMAGE_PUBLIC_URL", ""),
 		"root URL clients reach the server at; default http://<listen address> (CLOUDIMAGE_PUBLIC_URL)")
-	ttl, err := time.ParseDuration(e.or("CLOUDIMAGE_TOKEN_TTL", cloudimage.DefaultTokenTTL.String()))
-	if err != nil {
-		ttl = cloudimage.DefaultTokenTTL
-	}
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", ttl, "lifetime of issued tokens (CLOUDIMAGE_TOKEN_TTL)")
 	f.StringVar(&cfg.Region, "region", e.or("CLOUDIMAGE_REGION", httpapi.DefaultRegion),
 		"region named in token catalogs (CLOUDIMAGE_REGION)")

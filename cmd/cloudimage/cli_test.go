@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudimage/cloudimage"
+)
+
+// TestAdminCommands creates a project and users with the offline admin
+// commands, beside a running server, and uses them against it.
+func TestAdminCommands(t *testing.T) {
+	t.Parallel()
+	s := startBootstrapped(t)
+	dataDir := []string{"--data-dir", s.DataDir}
+
+	created := fields(cliOK(t, nil, append(dataDir, "project", "create", "team")...))
+	tenantID, appKey := created["tenant"], created["appkey:"]
+	if !strings.HasPrefix(tenantID, "id:") || appKey == "" || created["name:"] != "team" {
+		t.Fatalf("project create printed %v, want tenant id, appkey and name", created)
+	}
+	tenantID = strings.TrimSpace(strings.TrimPrefix(tenantID, "id:"))
+
+	var projects []map[string]string
+	out := cliOK(t, nil, append(dataDir, "project", "list", "--json")...)
+	if err := json.Unmarshal([]byte(out), &projects); err != nil {
+		t.Fatalf("project list --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, p := range projects {
+		found = found || p["tenant_id"] == tenantID && p["appkey"] == appKey && p["name"] == "team"
+	}
+	if !found || len(projects) != 2 {
+		t.Errorf("project list --json = %v, want admin and team (%s, %s)", projects, tenantID, appKey)
+	}
+	if table := cliOK(t, nil, append(dataDir, "project", "list")...); !strings.Contains(table, appKey) {
+		t.Errorf("project list printed\n%s\nwant the appkey %s", table, appKey)
+	}
+
+	// A generated password is printed once and works.
+	user := fields(cliOK(t, nil, append(dataDir,
+		"user", "create", "--project", "team", "--role", "member", "alice")...))
+	if user["username:"] != "alice" || user["role:"] != "member" || len(user["password:"]) < 16 {
+		t.Fatalf("user create printed %v, want alice, member and a generated password", user)
+	}
+	alice := map[string]string{
+		"CLOUDIMAGE_URL": s.URL, "CLOUDIMAGE_APPKEY": appKey,
+		"CLOUDIMAGE_USERNAME": "alice", "CLOUDIMAGE_PASSWORD": user["password:"],
+	}
+	tok := fields(cliOK(t, alice, "token", "issue"))
+	if tok["id:"] == "" {
+		t.Fatalf("token issue as alice printed %v, want a token id", tok)
+	}
+	// The team sees none of the admin project's images.
+	alice = with(alice, "CLOUDIMAGE_TOKEN", tok["id:"])
+	if out := cliOK(t, alice, "image", "list", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("team's image list = %s, want []", out)
+	}
+
+	// A given password is not printed, and works through Keystone v2.0.
+	out = cliOK(t, nil, append(dataDir, "user", "create", "--project", appKey, "--role", "reader",
+		"--password", "bob-secret-pw", "bob")...)
+	if strings.Contains(out, "password") {
+		t.Errorf("user create --password printed the password:\n%s", out)
+	}
+	bob := map[string]string{
+		"CLOUDIMAGE_URL": s.URL, "CLOUDIMAGE_TENANT_ID": tenantID,
+		"CLOUDIMAGE_USERNAME": "bob", "CLOUDIMAGE_PASSWORD": "bob-secret-pw",
+	}
+	tok = fields(cliOK(t, bob, "token", "issue"))
+
+	// A reader may not create images.
+	bob = with(bob, "CLOUDIMAGE_TOKEN", tok["id:"])
+	f := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(f, []byte("raw disk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli(t, bob, "image", "upload", f); cloudimage.ErrorCode(err) != cloudimage.EFORBIDDEN {
+		t.Errorf("upload as a reader: %v, want forbidden", err)
+	}
+
+	if _, err := cli(t, nil, append(dataDir, "user", "create", "--project", "nosuch", "carol")...); err == nil {
+		t.Errorf("user create in an unknown project succeeded")
+	}
+}
+
+// TestErrors checks that failures come back as *client.Error with the
+// v1.0 result codes.
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	s := startBootstrapped(t)
+	env := s.adminEnv()
+	bad := with(env, "CLOUDIMAGE_PASSWORD", "wrong")
+
+	_, err := cli(t, bad, "token", "issue")
+	if code := resultCode(t, err); code != -3 {
+		t.Errorf("token issue with a wrong password: result code %d, want -3", code)
+	}
+	if cloudimage.ErrorCode(err) != cloudimage.EUNAUTHORIZED {
+		t.Errorf("token issue with a wrong password: code %q, want %q",
+			cloudimage.ErrorCode(err), cloudimage.EUNAUTHORIZED)
+	}
+	_, err = cli(t, with(bad, "CLOUDIMAGE_APPKEY", "", "CLOUDIMAGE_TENANT_ID", s.TenantID), "token", "issue")
+	if code := resultCode(t, err); code != 30401 {
+		t.Errorf("Keystone token with a wrong password: result code %d, want 30401", code)
+	}
+	_, err = cli(t, with(env, "CLOUDIMAGE_APPKEY", "NOSUCHAPPKEY"), "token", "issue")
+	if code := resultCode(t, err); code != -3 {
+		t.Errorf("token issue with an unknown appkey: result code %d, want -3", code)
+	}
+
+	_, err = cli(t, with(env, "CLOUDIMAGE_TOKEN", "not-a-token"), "image", "list")
+	if code := resultCode(t, err); code != -3 {
+		t.Errorf("image list with an unknown token: result code %d, want -3", code)
+	}
+
+	// The rest needs no fresh token per command.
+	env = map[string]string{
+		"CLOUDIMAGE_URL": s.URL, "CLOUDIMAGE_APPKEY": s.AppKey, "CLOUDIMAGE_TOKEN": s.adminClient(t).Token,
+	}
+	unknown := "00000000-0000-4000-8000-000000000000"
+	_, err = cli(t, env, "image", "delete", unknown)
+	if code := resultCode(t, err); code != 30404 {
+		t.Errorf("delete unknown image: result code %d, want 30404", code)
+	}
+	_, err = cli(t, env, "image", "delete", "not-a-uuid")
+	if code := resultCode(t, err); code != -4 {
+		t.Errorf("delete malformed id: result code %d, want -4", code)
+	}
+	_, err = cli(t, env, "image", "list", "--marker", unknown)
+	if code := resultCode(t, err); code != 30400 {
+		t.Errorf("list after an unknown marker: result code %d, want 30400", code)
+	}
+	_, err = cli(t, env, "image", "show", unknown)
+	if code := resultCode(t, err); code != 30404 {
+		t.Errorf("show unknown image: result code %d, want 30404", code)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := cli(t, env, "image", "upload", missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("upload of a missing file: %v, want not exist", err)
+	}
+}
+
+// TestMainReportsResultCode runs the built binary with a wrong password:
+// it must exit non-zero and name the result code on stderr.
+func TestMainReportsResultCode(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no go command on PATH to build the binary with")
+		}
+		t.Skip("no go command on PATH to build the binary with")
+	}
+	s := startBootstrapped(t)
+	bin := filepath.Join(t.TempDir(), "cloudimage")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		// The same flags as the test binary reuse its build cache.
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(bin, "token", "issue")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLOUDIMAGE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "CLOUDIMAGE_URL="+s.URL, "CLOUDIMAGE_APPKEY="+s.AppKey,
+		"CLOUDIMAGE_USERNAME=admin", "CLOUDIMAGE_PASSWORD=wrong")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("cloudimage token issue with a wrong password: %v, want exit status 1", err)
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "cloudimage: error -3: Permission denied") {
+		t.Errorf("stderr = %q, want it to start with %q", got, "cloudimage: error -3: Permission denied")
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+// TestRestart stops a server and starts another on the same data
+// directory: it must not bootstrap again, and keep images and users.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	first := startBootstrapped(t)
+	c := first.adminClient(t)
+	img, err := c.CreateImage(t.Context(), map[string]any{
+		"name": "kept", "disk_format": "raw", "container_format": "bare",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("data that outlives the server")
+	if err := c.UploadImage(t.Context(), img.ID, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop(t)
+	if logs := first.Stderr.String(); !strings.Contains(logs, "msg=\"shutting down\"") {
+		t.Errorf("no shutdown line in the log:\n%s", logs)
+	}
+
+	second := startServer(t, first.DataDir, map[string]string{"CLOUDIMAGE_ADMIN_PASSWORD": "another"})
+	if out := second.Stdout.String(); out != "" {
+		t.Errorf("the second start printed\n%s\nwant nothing: it must not bootstrap again", out)
+	}
+	env := with(first.adminEnv(), "CLOUDIMAGE_URL", second.URL)
+	_, err = cli(t, with(env, "CLOUDIMAGE_PASSWORD", "another"), "token", "issue")
+	if resultCode(t, err) != -3 {
+		t.Errorf("the second start's CLOUDIMAGE_ADMIN_PASSWORD works: %v", err)
+	}
+	c.URL = second.URL
+	c.Token = ""
+	if _, err := c.IssueToken(t.Context()); err != nil {
+		t.Fatalf("the first start's credentials after a restart: %v", err)
+	}
+	got := fields(cliOK(t, with(env, "CLOUDIMAGE_TOKEN", c.Token), "image", "show", img.ID))
+	if got["status"] != "active" || got["size"] != "29" || got["name"] != "kept" {
+		t.Errorf("image after restart = %v, want the active image of 29 bytes", got)
+	}
+	rc, err := c.DownloadImage(t.Context(), img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(rc); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Errorf("data after restart = %q, %v; want %q", buf.Bytes(), err, data)
+	}
+}
+
+// TestBootstrapPassword checks the first start's credentials: a generated
+// password is printed when CLOUDIMAGE_ADMIN_PASSWORD is unset, and only
+// named when it is set.
+func TestBootstrapPassword(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir(), nil)
+	if len(s.Password) < 16 || strings.Contains(s.Password, "CLOUDIMAGE_ADMIN_PASSWORD") {
+		t.Fatalf("bootstrap printed password %q, want a generated one:\n%s", s.Password, s.Stdout)
+	}
+	if !strings.Contains(s.Stdout.String(), "username:  admin") {
+		t.Errorf("bootstrap output lacks the admin username:\n%s", s.Stdout)
+	}
+	cliOK(t, s.adminEnv(), "token", "issue")
+
+	fromEnv := startBootstrapped(t)
+	out := fromEnv.Stdout.String()
+	if !strings.Contains(out, "(from CLOUDIMAGE_ADMIN_PASSWORD)") || strings.Contains(out, testAdminPassword) {
+		t.Errorf("bootstrap with CLOUDIMAGE_ADMIN_PASSWORD printed\n%s\nwant the password named, not shown", out)
+	}
+	c := testClient(fromEnv.URL)
+	c.TenantID, c.Username, c.Password = fromEnv.TenantID, "admin", testAdminPassword
+	if _, err := c.IssueToken(t.Context()); err != nil {
+		t.Errorf("Keystone token with CLOUDIMAGE_ADMIN_PASSWORD: %v", err)
+	}
+}
