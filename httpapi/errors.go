@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/cloudimage/cloudimage"
@@ -50,7 +51,8 @@ func errStatus(status int, format string, args ...any) error {
 // logInternal logs errors that carry no code: they are the only ones that
 // are bugs or failing dependencies rather than a caller's mistake.
 func (s *Server) logInternal(r *http.Request, err error) {
-	if cloudimage.ErrorCode(err) == cloudimage.EINTERNAL && !errors.As(err, new(*httpError)) {
+	if cloudimage.ErrorCode(err) == cloudimage.EINTERNAL && !errors.As(err, new(*httpError)) &&
+		!errors.As(err, new(*nhnError)) {
 		s.logger.Error("internal error", "err", err, "route", r.Pattern, "request_id", requestID(r.Context()))
 	}
 }
@@ -189,8 +191,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return err
 	}
-	if dec.More() {
+	if trailingData(dec) {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// trailingData reports whether anything but white space follows the value
+// dec has decoded. dec.More is not enough: it is false before a stray '}'
+// or ']'.
+func trailingData(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err != io.EOF
 }

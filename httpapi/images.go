@@ -96,7 +96,7 @@ func parseImageCreate(body []byte) (cloudimage.ImageCreate, error) {
 	var in cloudimage.ImageCreate
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+	if err := dec.Decode(&raw); err != nil || raw == nil || trailingData(dec) {
 		return in, cloudimage.Errorf(cloudimage.EINVALID, "Malformed JSON in request body.")
 	}
 	field := func(key string, dst any) error {

@@ -1,0 +1,173 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cloudimage/cloudimage"
+	"github.com/google/uuid"
+)
+
+const (
+	benchImages = 100_000 // images in project A's view
+	benchDeep   = 90_000  // how deep the deep page's marker is
+	benchLimit  = 100
+)
+
+// benchOK starts every successful v1.0 answer.
+var benchOK = []byte(`{"header":{"isSuccessful":true,"resultCode":0`)
+
+// benchCatalog is a server whose project A sees benchImages images: its
+// own, and every twentieth one public from project B.
+type benchCatalog struct {
+	e     *env
+	token string   // of a member of A
+	ids   []string // A's view, newest first
+	base  time.Time
+	pool  int // delete-pool images made so far
+}
+
+// BenchmarkNHNList measures the v1.0 list and delete through the whole
+// handler, authentication included, over 100,000 images in SQLite. The
+// catalog is seeded once, here, and shared by the sub-benchmarks.
+func BenchmarkNHNList(b *testing.B) {
+	c := seedCatalog(b)
+
+	b.Run("FirstPage", func(b *testing.B) {
+		path := fmt.Sprintf("%s?limit=%d", imagesPath(c.e.a), benchLimit)
+		c.checkPage(b, path, c.ids[:benchLimit])
+		for b.Loop() {
+			c.serve(b, "GET", path)
+		}
+	})
+	b.Run("DeepPage", func(b *testing.B) {
+		path := fmt.Sprintf("%s?limit=%d&marker=%s", imagesPath(c.e.a), benchLimit, c.ids[benchDeep-1])
+		c.checkPage(b, path, c.ids[benchDeep:benchDeep+benchLimit])
+		for b.Loop() {
+			c.serve(b, "GET", path)
+		}
+	})
+	b.Run("Delete", func(b *testing.B) {
+		// Each iteration deletes an image of its own, made for it beforehand
+		// and older than the whole catalog, so the pages above stay as they
+		// were and the catalog never runs out.
+		ids := c.deletePool(b, b.N)
+		b.ResetTimer()
+		for i := range b.N {
+			c.serve(b, "DELETE", imagesPath(c.e.a)+"?id="+ids[i])
+		}
+	})
+}
+
+func seedCatalog(b *testing.B) *benchCatalog {
+	b.Helper()
+	start := time.Now()
+	e := buildEnv(b, "http://cloudimage.test")
+	c := &benchCatalog{
+		e:     e,
+		token: e.token(b, e.a, cloudimage.RoleMember),
+		base:  time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+	}
+	imgs := make([]*cloudimage.Image, benchImages)
+	for i := range imgs {
+		owner, vis := e.a.ID, cloudimage.VisibilityPrivate
+		switch {
+		case i%20 == 0:
+			owner, vis = e.b.ID, cloudimage.VisibilityPublic
+		case i%2 == 0:
+			vis = cloudimage.VisibilityShared
+		}
+		imgs[i] = benchImage(owner, vis, c.base.Add(time.Duration(i)*time.Microsecond), i)
+	}
+	if err := e.db.InsertImages(context.Background(), imgs); err != nil {
+		b.Fatal(err)
+	}
+	// The view is newest first: the last inserted comes first.
+	c.ids = make([]string, len(imgs))
+	for i, img := range imgs {
+		c.ids[len(imgs)-1-i] = img.ID
+	}
+	b.Logf("seeded %d images in %v", len(imgs), time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+func benchImage(owner string, vis cloudimage.Visibility, at time.Time, i int) *cloudimage.Image {
+	size := int64(1<<30 + i)
+	return &cloudimage.Image{
+		ID:              uuid.NewString(),
+		Name:            fmt.Sprintf("image-%06d", i),
+		Status:          cloudimage.StatusActive,
+		Visibility:      vis,
+		DiskFormat:      "qcow2",
+		ContainerFormat: "bare",
+		MinDisk:         20,
+		MinRAM:          1024,
+		Size:            &size,
+		VirtualSize:     &size,
+		Checksum:        "0123456789abcdef0123456789abcdef",
+		HashAlgo:        "sha512",
+		HashValue:       "00",
+		Owner:           owner,
+		Properties:      map[string]string{"os_type": "linux", "os_distro": "ubuntu"},
+		CreatedAt:       at,
+		UpdatedAt:       at,
+	}
+}
+
+// deletePool makes n more images of A, older than the whole catalog.
+func (c *benchCatalog) deletePool(b *testing.B, n int) []string {
+	b.Helper()
+	imgs := make([]*cloudimage.Image, n)
+	ids := make([]string, n)
+	for i := range imgs {
+		c.pool++
+		at := c.base.Add(-time.Second - time.Duration(c.pool)*time.Microsecond)
+		imgs[i] = benchImage(c.e.a.ID, cloudimage.VisibilityPrivate, at, -c.pool)
+		ids[i] = imgs[i].ID
+	}
+	if err := c.e.db.InsertImages(context.Background(), imgs); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+// serve sends one v1.0 request through the handler and fails the
+// benchmark unless it succeeded.
+func (c *benchCatalog) serve(b *testing.B, method, path string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("X-Auth-Token", c.token)
+	rec := httptest.NewRecorder()
+	c.e.handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || !bytes.HasPrefix(rec.Body.Bytes(), benchOK) {
+		b.Fatalf("%s %s: %d %.300s", method, path, rec.Code, rec.Body.Bytes())
+	}
+	return rec
+}
+
+// checkPage checks once, in full, that path lists exactly want.
+func (c *benchCatalog) checkPage(b *testing.B, path string, want []string) {
+	b.Helper()
+	rec := c.serve(b, "GET", path)
+	h, top, err := parseEnvelope(rec.Code, rec.Body.Bytes())
+	if err != nil || !h.IsSuccessful {
+		b.Fatalf("GET %s: %v %+v", path, err, h)
+	}
+	var page []struct{ ID string }
+	if err := json.Unmarshal(top["images"], &page); err != nil {
+		b.Fatal(err)
+	}
+	got := make([]string, len(page))
+	for i, img := range page {
+		got[i] = img.ID
+	}
+	if !slices.Equal(got, want) {
+		b.Fatalf("GET %s: listed %d images, not the %d expected (first %v)", path, len(got), len(want), got[:min(3, len(got))])
+	}
+}
