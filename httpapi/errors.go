@@ -57,9 +57,10 @@ func (s *Server) logInternal(r *http.Request, err error) {
 	}
 }
 
-// writeImageError writes err the way Glance does: a plain-text body with
-// the status line and the message.
-func (s *Server) writeImageError(w http.ResponseWriter, r *http.Request, err error) {
+// statusAndMessage returns the HTTP status and the message a caller sees
+// for err, logging it first if it is internal. An OpenStack 401 also
+// tells the client where to authenticate.
+func (s *Server) statusAndMessage(w http.ResponseWriter, r *http.Request, err error) (int, string) {
 	s.logInternal(r, err)
 	status, msg := ErrorStatus(err), cloudimage.ErrorMessage(err)
 	var he *httpError
@@ -69,6 +70,13 @@ func (s *Server) writeImageError(w http.ResponseWriter, r *http.Request, err err
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL+"/identity/v2.0"))
 	}
+	return status, msg
+}
+
+// writeImageError writes err the way Glance does: a plain-text body with
+// the status line and the message.
+func (s *Server) writeImageError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := s.statusAndMessage(w, r, err)
 	body := fmt.Sprintf("%d %s\n\n%s\n\n", status, http.StatusText(status), msg)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -78,15 +86,7 @@ func (s *Server) writeImageError(w http.ResponseWriter, r *http.Request, err err
 
 // writeKeystoneError writes err as Keystone does.
 func (s *Server) writeKeystoneError(w http.ResponseWriter, r *http.Request, err error) {
-	s.logInternal(r, err)
-	status, msg := ErrorStatus(err), cloudimage.ErrorMessage(err)
-	var he *httpError
-	if errors.As(err, &he) {
-		status, msg = he.status, he.message
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL+"/identity/v2.0"))
-	}
+	status, msg := s.statusAndMessage(w, r, err)
 	writeJSON(w, status, map[string]any{"error": map[string]any{
 		"code": status, "title": http.StatusText(status), "message": msg,
 	}})

@@ -12,12 +12,21 @@ import (
 // The offline admin commands work on the database under --data-dir
 // directly; the server may be running or not.
 
-func identityService(cmd *cobra.Command, dataDir string) (*cloudimage.IdentityService, func(), error) {
-	db, _, err := openStores(cmd.Context(), dataDir)
-	if err != nil {
-		return nil, nil, err
+// identityFunc is the body of an admin command.
+type identityFunc func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error
+
+// withIdentity returns a command body that runs fn on the identity service
+// of the database under dataDir. It opens the database only: the blob
+// store, and any upload a running server has in flight, are left alone.
+func withIdentity(dataDir *string, fn identityFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, err := openDatabase(cmd.Context(), *dataDir)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return fn(cmd, args, cloudimage.NewIdentityService(db, 0))
 	}
-	return cloudimage.NewIdentityService(db, 0), func() { db.Close() }, nil
 }
 
 func projectCommand(e *env, dataDir *string) *cobra.Command {
@@ -26,31 +35,21 @@ func projectCommand(e *env, dataDir *string) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a project and print its tenant ID and appkey",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			identity, done, err := identityService(cmd, *dataDir)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withIdentity(dataDir, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
 			p, err := identity.CreateProject(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "tenant id: %s\nappkey:    %s\nname:      %s\n", p.ID, p.AppKey, p.Name)
 			return nil
-		},
+		}),
 	}
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List projects with their tenant IDs and appkeys",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			identity, done, err := identityService(cmd, *dataDir)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withIdentity(dataDir, func(cmd *cobra.Command, _ []string, identity *cloudimage.IdentityService) error {
 			projects, err := identity.Projects(cmd.Context())
 			if err != nil {
 				return err
@@ -68,7 +67,7 @@ func projectCommand(e *env, dataDir *string) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Name, p.AppKey)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(create, list)
@@ -82,12 +81,7 @@ func userCommand(e *env, dataDir *string) *cobra.Command {
 		Use:   "create --project P --role ROLE [--password PW] NAME",
 		Short: "Create a user with a role in a project; a password is generated unless given",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			identity, done, err := identityService(cmd, *dataDir)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withIdentity(dataDir, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
 			u, pw, err := identity.CreateUser(cmd.Context(), project, args[0], password, cloudimage.Role(role))
 			if err != nil {
 				return err
@@ -97,7 +91,7 @@ func userCommand(e *env, dataDir *string) *cobra.Command {
 				fmt.Fprintf(e.stdout, "password: %s\n", pw)
 			}
 			return nil
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&project, "project", "", "the project: its tenant ID, name or appkey (required)")

@@ -267,3 +267,22 @@ func TestBootstrapPassword(t *testing.T) {
 		t.Errorf("Keystone token with CLOUDIMAGE_ADMIN_PASSWORD: %v", err)
 	}
 }
+
+// TestAdminCommandsLeaveUploadsAlone checks that an admin command run
+// beside a serving server opens only the database: a file that an upload
+// in flight is writing in the blob store's staging directory survives it.
+func TestAdminCommandsLeaveUploadsAlone(t *testing.T) {
+	t.Parallel()
+	s := startBootstrapped(t)
+	staged := filepath.Join(s.DataDir, "images", ".staging", "in-flight-upload")
+	if err := os.WriteFile(staged, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := []string{"--data-dir", s.DataDir}
+	cliOK(t, nil, append(dataDir, "project", "create", "other")...)
+	cliOK(t, nil, append(dataDir, "project", "list")...)
+	cliOK(t, nil, append(dataDir, "user", "create", "--project", "other", "--password", "pw", "carol")...)
+	if _, err := os.Stat(staged); err != nil {
+		t.Fatalf("an admin command removed an upload's staging file: %v", err)
+	}
+}

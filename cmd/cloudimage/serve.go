@@ -77,12 +77,17 @@ func newLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", cfg.LogFormat)
 }
 
+// openDatabase opens the metadata database under dataDir.
+func openDatabase(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, "cloudimage.db"))
+}
+
 // openStores opens the metadata database and the blob store under dataDir.
 func openStores(ctx context.Context, dataDir string) (*sqlite.DB, *fsblob.Store, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("create data directory: %w", err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dataDir, "cloudimage.db"))
+	db, err := openDatabase(ctx, dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
