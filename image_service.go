@@ -138,9 +138,21 @@ func validateCreate(c *Caller, in *ImageCreate) error {
 	if in.Visibility == VisibilityPublic && !c.IsAdmin() {
 		return Errorf(EFORBIDDEN, "You are not authorized to publicize images.")
 	}
+	// NHN Cloud offers no community images (digest §7 #29).
+	// TODO(#3): the openstack profile lets owners set community, as Glance does.
+	if in.Visibility == VisibilityCommunity && !c.IsAdmin() {
+		return Errorf(EFORBIDDEN, "You are not authorized to set visibility to community.")
+	}
 	tags, err := normalizeTags(in.Tags)
 	if err != nil {
 		return err
+	}
+	// Tags starting with "_" are the operator's, such as _AVAILABLE_
+	// (digest §7 #31).
+	for _, t := range tags {
+		if strings.HasPrefix(t, "_") && !c.IsAdmin() {
+			return Errorf(EINVALID, "Tag %q is reserved: tags starting with '_' are set by the operator.", t)
+		}
 	}
 	in.Tags = tags
 	return validateProperties(in.Properties)

@@ -1235,7 +1235,7 @@ func TestListVisibility(t *testing.T) {
 	ownShared := mk(f.adminA, cloudimage.VisibilityShared)
 	ownPrivate := mk(f.adminA, cloudimage.VisibilityPrivate)
 	ownPublic := mk(f.adminA, cloudimage.VisibilityPublic)
-	ownCommunity := mk(f.memberA, cloudimage.VisibilityCommunity)
+	ownCommunity := mk(f.adminA, cloudimage.VisibilityCommunity)
 	ownDeleted := mk(f.memberA, cloudimage.VisibilityShared)
 	otherPublic := mk(f.adminB, cloudimage.VisibilityPublic)
 	mk(f.adminB, cloudimage.VisibilityPrivate)

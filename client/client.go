@@ -46,7 +46,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("resultCode %d: %s", e.ResultCode, e.Message)
+	return fmt.Sprintf("error %d: %s", e.ResultCode, e.Message)
 }
 
 // Unwrap returns the domain error the response stands for.

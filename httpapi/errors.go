@@ -191,7 +191,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return err
 	}
-	if trailingData(dec) {
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return cloudimage.Errorf(cloudimage.ETOOLARGE, "request body is larger than %d bytes", maxBodyBytes)
+		}
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil

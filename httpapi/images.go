@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudimage/cloudimage"
 )
@@ -95,6 +96,10 @@ var readOnlyAttributes = map[string]bool{
 func parseImageCreate(body []byte) (cloudimage.ImageCreate, error) {
 	var in cloudimage.ImageCreate
 	var raw map[string]json.RawMessage
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn bad bytes into U+FFFD.
+		return in, cloudimage.Errorf(cloudimage.EINVALID, "Malformed JSON in request body: it is not UTF-8.")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil || raw == nil || trailingData(dec) {
 		return in, cloudimage.Errorf(cloudimage.EINVALID, "Malformed JSON in request body.")
@@ -128,7 +133,7 @@ func parseImageCreate(body []byte) (cloudimage.ImageCreate, error) {
 			continue
 		}
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		if err := json.Unmarshal(v, &s); err != nil || string(v) == "null" {
 			return in, cloudimage.Errorf(cloudimage.EINVALID,
 				"Provided object does not match schema 'image': %s is not of type 'string'", key)
 		}
@@ -183,14 +188,15 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request, c *cloudima
 // uploadImage streams the request body into the image: it is never held
 // in memory whole, whether it comes with a Content-Length or chunked.
 func (s *Server) uploadImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/octet-stream" {
-			return errStatus(http.StatusUnsupportedMediaType,
-				"The media type %s is not supported for this request; use application/octet-stream.", ct)
-		}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
+		return errStatus(http.StatusUnsupportedMediaType,
+			"The media type %q is not supported for this request; use application/octet-stream.", ct)
 	}
-	if _, err := s.images.Upload(r.Context(), c, r.PathValue("id"), r.Body); err != nil {
+	rc := http.NewResponseController(w)
+	defer rc.SetReadDeadline(time.Time{}) // the connection may serve more requests
+	body := &idleReader{r: r.Body, rc: rc}
+	if _, err := s.images.Upload(r.Context(), c, r.PathValue("id"), body); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -219,4 +225,21 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudi
 	w.Header().Set("ETag", strconv.Quote(img.Checksum))
 	http.ServeContent(w, r, "", time.Time{}, data)
 	return nil
+}
+
+// uploadIdleTimeout is how long an upload may go without receiving a byte
+// before it is abandoned: a stalled client must not hold its image in
+// saving, or a shutdown, for ever.
+const uploadIdleTimeout = 60 * time.Second
+
+// idleReader moves the connection's read deadline forward before each read.
+type idleReader struct {
+	r  io.Reader
+	rc *http.ResponseController
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	// Writers that cannot set deadlines (in tests) are read as they are.
+	_ = ir.rc.SetReadDeadline(time.Now().Add(uploadIdleTimeout))
+	return ir.r.Read(p)
 }

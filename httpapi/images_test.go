@@ -251,10 +251,14 @@ func TestImageUploadDownload(t *testing.T) {
 		t.Errorf("data after a refused second upload: %d bytes, want the first upload's", len(b))
 	}
 
-	// Uploads with no Content-Type, and to images the caller may not write.
+	// Uploads with no Content-Type (Glance: 415, nothing stored), and to
+	// images the caller may not write.
 	plain := e.newImage(t, member, "no content type")
-	if status, _, b := e.call(t, "PUT", "/v2/images/"+plain+"/file", member, "abc"); status != http.StatusNoContent {
-		t.Errorf("upload without Content-Type: %d, want 204; body %q", status, b)
+	if status, _, b := e.call(t, "PUT", "/v2/images/"+plain+"/file", member, "abc"); status != http.StatusUnsupportedMediaType {
+		t.Errorf("upload without Content-Type: %d, want 415; body %q", status, b)
+	}
+	if got := e.getImage(t, member, plain)["status"]; got != "queued" {
+		t.Errorf("after an upload without Content-Type: status %v, want queued", got)
 	}
 	noFormat := e.createImage(t, member, map[string]any{"name": "no formats"})["id"].(string)
 	adminB := e.token(t, e.b, cloudimage.RoleAdmin)
@@ -489,7 +493,7 @@ func TestImageDelete(t *testing.T) {
 		{"GET", "/v2/images/not-a-uuid"},
 		{"DELETE", "/v2/images/not-a-uuid"},
 	} {
-		if status, _, _ := e.call(t, tc.method, tc.path, member, ""); status != http.StatusNotFound {
+		if status, _, _ := e.call(t, tc.method, tc.path, member, "", "Content-Type", "application/octet-stream"); status != http.StatusNotFound {
 			t.Errorf("%s %s as A: %d, want 404", tc.method, tc.path, status)
 		}
 	}
@@ -526,5 +530,38 @@ func TestImageUnauthorized(t *testing.T) {
 	}
 	if got := e.getImage(t, member, id)["status"]; got != "queued" {
 		t.Errorf("after unauthorized requests: status %v, want queued", got)
+	}
+}
+
+// TestImageCreateRefusals covers the create rules NHN adds to Glance's
+// (digest §7 #29, #31) and bodies that JSON decoding alone would let
+// through changed. Each refusal must leave no image behind.
+func TestImageCreateRefusals(t *testing.T) {
+	e := newEnv(t)
+	member := e.token(t, e.a, cloudimage.RoleMember)
+	admin := e.token(t, e.a, cloudimage.RoleAdmin)
+	before := len(e.listIDs(t, e.a, admin, ""))
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"community by a member", `{"name":"c","visibility":"community"}`, http.StatusForbidden},
+		{"operator tag by a member", `{"name":"t","tags":["ok","_AVAILABLE_"]}`, http.StatusBadRequest},
+		{"invalid UTF-8", "{\"name\":\"bad\xff\xfe\"}", http.StatusBadRequest},
+		{"null property", `{"name":"n","os_type":null}`, http.StatusBadRequest},
+		{"trailing bracket", `{"name":"x"}}`, http.StatusBadRequest},
+	} {
+		status, _, b := e.call(t, "POST", "/v2/images", member, tc.body, "Content-Type", "application/json")
+		if status != tc.status {
+			t.Errorf("%s: %d, want %d; body %q", tc.name, status, tc.status, b)
+		}
+	}
+	if after := len(e.listIDs(t, e.a, admin, "")); after != before {
+		t.Errorf("refused creates left %d images behind", after-before)
+	}
+	// An admin of the project may do both.
+	img := e.createImage(t, admin, map[string]any{"name": "ok", "visibility": "community", "tags": []string{"_AVAILABLE_"}})
+	if img["visibility"] != "community" {
+		t.Errorf("admin's community image: visibility %v", img["visibility"])
 	}
 }

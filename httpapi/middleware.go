@@ -20,6 +20,15 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
+// withTracking counts the request as in flight until its handler returns.
+func (s *Server) withTracking(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
 // withRequestID gives each request an ID, in the form OpenStack services
 // use, and returns it in X-Openstack-Request-Id.
 func (s *Server) withRequestID(next http.Handler) http.Handler {

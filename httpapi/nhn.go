@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,11 +75,13 @@ func parseNHNList(raw string) (opts cloudimage.ListOptions, err error) {
 	opts.Limit = -1
 	if q.Has("limit") {
 		v := q.Get("limit")
-		n, err := strconv.ParseUint(v, 10, 31)
-		if err != nil {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			n = math.MaxInt32 // more than any catalog holds: no limit
+		} else if err != nil {
 			return opts, errParam("limit must be a non-negative integer")
 		}
-		opts.Limit = int(n)
+		opts.Limit = int(min(n, math.MaxInt32))
 	}
 	if q.Has("marker") {
 		if opts.Marker, err = cloudimage.ParseID(q.Get("marker")); err != nil {

@@ -134,6 +134,7 @@ func TestNHNIssueToken(t *testing.T) {
 		{"missing password", tokensPath(e.a), `{"auth":{"username":"` + name + `"}}`, -4, "Invalid parameters: "},
 		{"missing username", tokensPath(e.a), `{"auth":{"password":"x"}}`, -4, "Invalid parameters: "},
 		{"empty password", tokensPath(e.a), authBody(name, ""), -4, "Invalid parameters: "},
+		{"over 1 MiB", tokensPath(e.a), authBody(name, testPassword) + strings.Repeat(" ", 1<<20), 30413, "request body is larger"},
 	}
 	for _, tc := range failures {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudimage/cloudimage"
@@ -41,9 +42,10 @@ type Server struct {
 	region    string
 	logger    *slog.Logger
 
-	handler http.Handler
-	srv     *http.Server
-	ln      net.Listener
+	handler  http.Handler
+	srv      *http.Server
+	ln       net.Listener
+	inflight sync.WaitGroup // handlers running, so Close can wait for their cleanup
 }
 
 // DefaultRegion is the region token catalogs name when none is configured.
@@ -74,7 +76,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 // routes registers every endpoint and wraps the mux in the middleware
-// chain. From the outside in: a request ID is assigned, the request is
+// chain. From the outside in: the request is counted as in flight, a
+// request ID is assigned, the request is
 // logged when it ends, and a panic becomes a 500 rather than a dropped
 // connection.
 func (s *Server) routes() http.Handler {
@@ -82,7 +85,7 @@ func (s *Server) routes() http.Handler {
 	s.nhnRoutes(mux)
 	s.keystoneRoutes(mux)
 	s.imageRoutes(mux)
-	return s.withRequestID(s.withLogging(s.withRecovery(mux)))
+	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(mux))))
 }
 
 // Open listens on addr and serves in the background. Listening happens
@@ -133,14 +136,32 @@ func defaultPublicURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// handlerGrace is how long Close waits, after cutting the connections
+// that outlived its context, for their handlers to clean up (an upload
+// returns its image to queued, for one).
+const handlerGrace = 10 * time.Second
+
 // Close stops accepting connections and waits for the requests in flight
-// until ctx is done, then closes what is left.
+// until ctx is done. Connections still open then are cut, and Close waits
+// a little longer for their handlers to finish, so that the stores are
+// not closed under them.
 func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
 	if err := s.srv.Shutdown(ctx); err != nil {
-		return errors.Join(err, s.srv.Close())
+		s.logger.Warn("requests still running at shutdown; closing their connections", "err", err)
+		s.srv.Close()
 	}
-	return nil
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(handlerGrace):
+		return errors.New("handlers still running after their connections were closed")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cloudimage/cloudimage"
 	"github.com/cloudimage/cloudimage/client"
 	"github.com/spf13/cobra"
 )
@@ -21,14 +22,33 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		var ce *client.Error
-		if errors.As(err, &ce) {
-			fmt.Fprintf(os.Stderr, "cloudimage: error %d: %s\n", ce.ResultCode, ce.Message)
-		} else {
-			fmt.Fprintf(os.Stderr, "cloudimage: %v\n", err)
+		for _, line := range errorLines(err) {
+			fmt.Fprintf(os.Stderr, "cloudimage: %s\n", line)
 		}
 		os.Exit(1)
 	}
+}
+
+// errorLines says what went wrong, one line per error when several were
+// joined: a server's refusal with its result code, a domain error by its
+// message alone.
+func errorLines(err error) []string {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var lines []string
+		for _, e := range joined.Unwrap() {
+			lines = append(lines, errorLines(e)...)
+		}
+		return lines
+	}
+	var ce *client.Error
+	var de *cloudimage.Error
+	switch {
+	case errors.As(err, &ce):
+		return []string{err.Error()}
+	case errors.As(err, &de):
+		return []string{de.Message}
+	}
+	return []string{err.Error()}
 }
 
 // env is where configuration that flags do not give comes from.

@@ -123,8 +123,12 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		printBootstrap(e, boot, adminPassword != "")
 	}
 
+	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"))
+	if _, err := images.RecoverUploads(ctx); err != nil {
+		return fmt.Errorf("recover interrupted uploads: %w", err)
+	}
 	srv := httpapi.New(httpapi.Config{
-		Images:    cloudimage.NewImageService(db, blobs, logger.With("component", "images")),
+		Images:    images,
 		Identity:  identity,
 		PublicURL: cfg.PublicURL,
 		Region:    cfg.Region,
