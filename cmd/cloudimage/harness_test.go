@@ -104,7 +104,7 @@ var (
 // startServer runs "serve" on dataDir and a free port with env as its
 // environment, and waits until it listens. The server stops when the test
 // ends, and the test fails unless run then returns nil.
-func startServer(t *testing.T, dataDir string, env map[string]string) *testServer {
+func startServer(t *testing.T, dataDir string, env map[string]string, extra ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{DataDir: dataDir, Stdout: newSyncBuffer(), Stderr: newSyncBuffer()}
@@ -112,7 +112,7 @@ func startServer(t *testing.T, dataDir string, env map[string]string) *testServe
 	var runErr error
 	go func() {
 		defer close(exited)
-		args := []string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}
+		args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, extra...)
 		runErr = run(ctx, args, getenvFrom(env), nil, s.Stdout, s.Stderr)
 	}()
 	var once sync.Once

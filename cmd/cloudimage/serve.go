@@ -25,6 +25,8 @@ type serveConfig struct {
 	Region    string
 	LogLevel  string
 	LogFormat string
+
+	ShutdownTimeout time.Duration
 }
 
 func serveCommand(e *env, dataDir *string) *cobra.Command {
@@ -55,6 +57,8 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", ttl, "lifetime of issued tokens (CLOUDIMAGE_TOKEN_TTL)")
 	f.StringVar(&cfg.Region, "region", e.or("CLOUDIMAGE_REGION", httpapi.DefaultRegion),
 		"region named in token catalogs (CLOUDIMAGE_REGION)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second,
+		"how long a shutdown waits for requests in flight before cutting them")
 	f.StringVar(&cfg.LogLevel, "log-level", e.or("CLOUDIMAGE_LOG_LEVEL", "info"),
 		"debug, info, warn or error (CLOUDIMAGE_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", e.or("CLOUDIMAGE_LOG_FORMAT", "text"),
@@ -139,14 +143,14 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	}
 	cfg.PublicURL = srv.PublicURL()
 	logger.Info("config", "data_dir", cfg.DataDir, "listen", cfg.Listen, "public_url", cfg.PublicURL,
-		"token_ttl", cfg.TokenTTL, "region", cfg.Region, "log_level", cfg.LogLevel,
+		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region, "log_level", cfg.LogLevel,
 		"admin_password_from_env", adminPassword != "")
 	logger.Info("listening", "addr", srv.Addr().String())
 
 	go purgeTokens(ctx, identity, logger)
 	<-ctx.Done()
 	logger.Info("shutting down")
-	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return srv.Close(shutdown)
 }
