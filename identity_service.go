@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"regexp"
 	"time"
 
@@ -243,14 +242,18 @@ type Bootstrap struct {
 	Password string
 }
 
-// Bootstrap creates the admin project and its admin user when there are no
-// projects yet, and returns nil otherwise. An empty password is generated.
+// Bootstrap creates the admin user, an admin of the admin project (which
+// it creates too if need be), unless that user exists already; it returns
+// nil then. So the first start makes them even when projects were created
+// offline before it. An empty password is generated.
 func (s *IdentityService) Bootstrap(ctx context.Context, password string) (*Bootstrap, error) {
-	projects, err := s.store.Projects(ctx)
-	if err != nil || len(projects) > 0 {
+	if _, err := s.store.UserByName(ctx, BootstrapUser); ErrorCode(err) != ENOTFOUND {
 		return nil, err
 	}
-	p, err := s.CreateProject(ctx, BootstrapProject)
+	p, err := s.store.ProjectByName(ctx, BootstrapProject)
+	if ErrorCode(err) == ENOTFOUND {
+		p, err = s.CreateProject(ctx, BootstrapProject)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -283,10 +286,4 @@ func newHexID() string {
 
 func newAppKey() string {
 	return rand.Text()[:20]
-}
-
-// errIsNotFound reports whether err is ENOTFOUND.
-func errIsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == ENOTFOUND
 }

@@ -461,17 +461,38 @@ func TestBootstrapGivenPassword(t *testing.T) {
 	}
 }
 
+// TestBootstrapWithProjects: projects made offline before the first start
+// do not stop the admin user from being created, and an existing "admin"
+// project is used rather than duplicated. Once the admin user exists,
+// Bootstrap does nothing.
 func TestBootstrapWithProjects(t *testing.T) {
 	t.Parallel()
-	id := newIdentity(t, 0)
-	b, err := id.svc.Bootstrap(id.ctx, "")
-	if err != nil || b != nil {
-		t.Errorf("Bootstrap with projects present = %+v, %v; want nil, nil", b, err)
+	ctx := context.Background()
+	svc := cloudimage.NewIdentityService(openDB(t), 0)
+	if _, err := svc.CreateProject(ctx, "early"); err != nil {
+		t.Fatal(err)
 	}
-	_, err = id.svc.FindProject(id.ctx, cloudimage.BootstrapProject)
-	if cloudimage.ErrorCode(err) != cloudimage.ENOTFOUND {
-		t.Errorf("Bootstrap created project %q although projects existed (err %v)",
-			cloudimage.BootstrapProject, err)
+	existing, err := svc.CreateProject(ctx, cloudimage.BootstrapProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.Bootstrap(ctx, "s3cret-admin")
+	if err != nil || b == nil {
+		t.Fatalf("Bootstrap with projects but no admin = %+v, %v; want the admin created", b, err)
+	}
+	if b.Project.ID != existing.ID {
+		t.Errorf("Bootstrap used project %s, want the existing admin project %s", b.Project.ID, existing.ID)
+	}
+	if _, err := svc.Issue(ctx, cloudimage.Credentials{ProjectName: cloudimage.BootstrapProject,
+		Username: cloudimage.BootstrapUser, Password: "s3cret-admin"}); err != nil {
+		t.Errorf("Issue as the bootstrapped admin: %v", err)
+	}
+	if b, err := svc.Bootstrap(ctx, "other"); err != nil || b != nil {
+		t.Errorf("second Bootstrap = %+v, %v; want nil, nil", b, err)
+	}
+	projects, err := svc.Projects(ctx)
+	if err != nil || len(projects) != 2 {
+		t.Errorf("got %d projects (%v), want early and admin only", len(projects), err)
 	}
 }
 

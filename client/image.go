@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -45,6 +46,40 @@ type Image struct {
 	Tags            []string `json:"tags"`
 	CreatedAt       string   `json:"created_at"`
 	UpdatedAt       string   `json:"updated_at"`
+
+	// Properties are the extra properties, which v2 puts beside the
+	// core attributes.
+	Properties map[string]string `json:"properties"`
+}
+
+// coreAttributes are the v2 image keys that are not extra properties.
+var coreAttributes = map[string]bool{
+	"id": true, "name": true, "status": true, "visibility": true, "protected": true,
+	"os_hidden": true, "disk_format": true, "container_format": true, "min_disk": true,
+	"min_ram": true, "size": true, "virtual_size": true, "checksum": true, "os_hash_algo": true,
+	"os_hash_value": true, "owner": true, "tags": true, "created_at": true, "updated_at": true,
+	"self": true, "file": true, "schema": true, "locations": true, "direct_url": true,
+}
+
+// UnmarshalJSON reads a v2 image, gathering every string-valued key that
+// is not a core attribute into Properties.
+func (img *Image) UnmarshalJSON(b []byte) error {
+	type plain Image
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, (*plain)(img)); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	img.Properties = map[string]string{}
+	for k, v := range all {
+		var s string
+		if !coreAttributes[k] && json.Unmarshal(v, &s) == nil {
+			img.Properties[k] = s
+		}
+	}
+	return nil
 }
 
 // ListOptions page the v1.0 list. A nil Limit lists every image.

@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/cloudimage/cloudimage"
@@ -20,6 +24,12 @@ type identityFunc func(cmd *cobra.Command, args []string, identity *cloudimage.I
 // store, and any upload a running server has in flight, are left alone.
 func withIdentity(dataDir *string, fn identityFunc) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		// Only serve creates a database: an admin command on a mistyped
+		// --data-dir must not quietly start an empty catalog there.
+		path := filepath.Join(*dataDir, dbFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no database at %s: give the server's --data-dir, or start the server once", path)
+		}
 		db, err := openDatabase(cmd.Context(), *dataDir)
 		if err != nil {
 			return err
@@ -30,7 +40,7 @@ func withIdentity(dataDir *string, fn identityFunc) func(*cobra.Command, []strin
 }
 
 func projectCommand(e *env, dataDir *string) *cobra.Command {
-	cmd := &cobra.Command{Use: "project", Short: "Manage projects (offline, on the database)"}
+	cmd := group("project", "Manage projects (offline, on the database)")
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a project and print its tenant ID and appkey",
@@ -75,7 +85,7 @@ func projectCommand(e *env, dataDir *string) *cobra.Command {
 }
 
 func userCommand(e *env, dataDir *string) *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage users (offline, on the database)"}
+	cmd := group("user", "Manage users (offline, on the database)")
 	var project, role, password string
 	create := &cobra.Command{
 		Use:   "create --project P --role ROLE [--password PW] NAME",

@@ -286,3 +286,36 @@ func TestAdminCommandsLeaveUploadsAlone(t *testing.T) {
 		t.Fatalf("an admin command removed an upload's staging file: %v", err)
 	}
 }
+
+// TestCLIEdges covers what a careless user runs into: extra properties
+// shown back, unknown subcommands, and admin commands pointed at a
+// directory that holds no database.
+func TestCLIEdges(t *testing.T) {
+	t.Parallel()
+	s := startBootstrapped(t)
+	env := s.adminEnv()
+
+	f := filepath.Join(t.TempDir(), "small.bin")
+	if err := os.WriteFile(f, []byte("raw data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := cliOK(t, env, "image", "upload", "--property", "os_type=linux", "--property", "note=a=b", f)
+	got := fields(out)
+	if got["os_type"] != "linux" || got["note"] != "a=b" || got["disk_format"] != "raw" {
+		t.Errorf("upload printed %v, want os_type linux, note a=b and disk_format raw", got)
+	}
+
+	for _, args := range [][]string{{"image", "bogus"}, {"project", "bogus"}, {"bogus"}} {
+		if _, err := cli(t, env, args...); err == nil {
+			t.Errorf("%v: no error for an unknown command", args)
+		}
+	}
+
+	empty := t.TempDir()
+	if _, err := cli(t, nil, "--data-dir", empty, "project", "list"); err == nil || !strings.Contains(err.Error(), "no database") {
+		t.Errorf("project list on an empty directory: %v, want a no-database error", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "cloudimage.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("project list created a database in an empty directory (%v)", err)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -39,7 +41,7 @@ func newClient(cmd *cobra.Command, e *env) (*client.Client, error) {
 }
 
 func imageCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "Work with images on a running server (CLOUDIMAGE_URL)"}
+	cmd := group("image", "Work with images on a running server (CLOUDIMAGE_URL)")
 	cmd.AddCommand(imageUploadCommand(e), imageListCommand(e), imageShowCommand(e), imageDeleteCommand(e))
 	return cmd
 }
@@ -107,7 +109,7 @@ func imageUploadCommand(e *env) *cobra.Command {
 	fl.StringVar(&name, "name", "", "image name (default: the file's name)")
 	fl.StringVar(&diskFormat, "disk-format", "", "disk format (default: guessed from the file's header)")
 	fl.StringVar(&containerFormat, "container-format", "bare", "container format")
-	fl.StringVar(&visibility, "visibility", "", "private, shared, community or public")
+	fl.StringVar(&visibility, "visibility", "", "private or shared; public and community for admins")
 	fl.StringArrayVar(&props, "property", nil, "extra property KEY=VALUE (repeatable)")
 	return cmd
 }
@@ -224,6 +226,9 @@ func printImage(e *env, img *client.Image) error {
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
+	for _, k := range slices.Sorted(maps.Keys(img.Properties)) {
+		fmt.Fprintf(tw, "%s\t%s\n", k, img.Properties[k])
+	}
 	return tw.Flush()
 }
 
@@ -251,7 +256,7 @@ func imageDeleteCommand(e *env) *cobra.Command {
 }
 
 func tokenCommand(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Work with tokens"}
+	cmd := group("token", "Work with tokens")
 	var asJSON bool
 	issue := &cobra.Command{
 		Use:   "issue",

@@ -93,3 +93,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	)
 	return root.ExecuteContext(ctx)
 }
+
+// group returns a command that only holds subcommands: run alone it shows
+// its help, and with an unknown subcommand it fails.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+}

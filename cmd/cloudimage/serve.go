@@ -81,12 +81,15 @@ func newLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", cfg.LogFormat)
 }
 
+// dbFile is the name of the metadata database in the data directory.
+const dbFile = "cloudimage.db"
+
 // openDatabase opens the metadata database under dataDir.
 func openDatabase(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(dataDir, "cloudimage.db"))
+	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
 }
 
 // openStores opens the metadata database and the blob store under dataDir.
