@@ -112,7 +112,11 @@ func startServer(t *testing.T, dataDir string, env map[string]string, extra ...s
 	var runErr error
 	go func() {
 		defer close(exited)
-		args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, extra...)
+		args := []string{"serve", "--data-dir", dataDir}
+		if env["CLOUDIMAGE_LISTEN"] == "" {
+			args = append(args, "--listen", "127.0.0.1:0")
+		}
+		args = append(args, extra...)
 		runErr = run(ctx, args, getenvFrom(env), nil, s.Stdout, s.Stderr)
 	}()
 	var once sync.Once

@@ -86,7 +86,8 @@ const dbFile = "cloudimage.db"
 
 // openDatabase opens the metadata database under dataDir.
 func openDatabase(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	// The database holds password and token hashes: for the owner only.
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
