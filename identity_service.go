@@ -99,7 +99,7 @@ func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedTok
 		return nil, errBadCredentials
 	}
 
-	secret := newTokenID()
+	secret := randomHex()
 	now := s.now().UTC()
 	t := &Token{
 		Hash:      HashToken(secret),
@@ -178,7 +178,7 @@ func (s *IdentityService) CreateProject(ctx context.Context, name string) (*Proj
 	if !projectNameRE.MatchString(name) {
 		return nil, Errorf(EINVALID, "project name must be 1 to 64 letters, digits, '_', '.' or '-'")
 	}
-	p := &Project{ID: newHexID(), Name: name, AppKey: newAppKey(), CreatedAt: s.now().UTC()}
+	p := &Project{ID: randomHex(), Name: name, AppKey: newAppKey(), CreatedAt: s.now().UTC()}
 	if err := s.store.CreateProject(ctx, p); err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func (s *IdentityService) CreateUser(ctx context.Context, projectRef, name, pass
 	if err != nil {
 		return nil, "", err
 	}
-	u := &User{ID: newHexID(), Name: name, PasswordHash: string(hash), CreatedAt: s.now().UTC()}
+	u := &User{ID: randomHex(), Name: name, PasswordHash: string(hash), CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return nil, "", err
 	}
@@ -274,14 +274,12 @@ func NewPassword() string {
 	return rand.Text()
 }
 
-func newTokenID() string {
+// randomHex returns 128 random bits as 32 hex digits: the form of token
+// secrets and of project and user IDs (Keystone's).
+func randomHex() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported systems
 	return hex.EncodeToString(b)
-}
-
-func newHexID() string {
-	return newTokenID()
 }
 
 func newAppKey() string {
