@@ -22,9 +22,7 @@ type nhnTokenResponse struct {
 		Token Token `json:"token"`
 		User  struct {
 			ID    string `json:"id"`
-			Roles []struct {
-				Name string `json:"name"`
-			} `json:"roles"`
+			Roles roleList `json:"roles"`
 		} `json:"user"`
 	} `json:"access"`
 }
@@ -34,9 +32,7 @@ func (r *nhnTokenResponse) header() nhnHeader { return r.Header }
 func (r *nhnTokenResponse) token() *Token {
 	t := r.Access.Token
 	t.UserID = r.Access.User.ID
-	for _, role := range r.Access.User.Roles {
-		t.Roles = append(t.Roles, role.Name)
-	}
+	t.Roles = r.Access.User.Roles.names()
 	return &t
 }
 
@@ -68,9 +64,7 @@ func (c *Client) IssueToken(ctx context.Context) (*Token, error) {
 				} `json:"token"`
 				User struct {
 					ID    string `json:"id"`
-					Roles []struct {
-						Name string `json:"name"`
-					} `json:"roles"`
+					Roles roleList `json:"roles"`
 				} `json:"user"`
 			} `json:"access"`
 		}
@@ -84,9 +78,7 @@ func (c *Client) IssueToken(ctx context.Context) (*Token, error) {
 		tok := resp.Access.Token.Token
 		tok.ProjectID = resp.Access.Token.Tenant.ID
 		tok.UserID = resp.Access.User.ID
-		for _, role := range resp.Access.User.Roles {
-			tok.Roles = append(tok.Roles, role.Name)
-		}
+		tok.Roles = resp.Access.User.Roles.names()
 		t = &tok
 	default:
 		return nil, fmt.Errorf("an appkey or a tenant ID is required (set CLOUDIMAGE_APPKEY or CLOUDIMAGE_TENANT_ID)")
@@ -106,4 +98,17 @@ func (c *Client) ShowToken(ctx context.Context, id string) (*Token, error) {
 		return nil, err
 	}
 	return resp.token(), nil
+}
+
+// roleList is the roles array both token APIs return.
+type roleList []struct {
+	Name string `json:"name"`
+}
+
+func (l roleList) names() []string {
+	out := make([]string, len(l))
+	for i, r := range l {
+		out[i] = r.Name
+	}
+	return out
 }
