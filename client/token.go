@@ -21,7 +21,7 @@ type nhnTokenResponse struct {
 	Access struct {
 		Token Token `json:"token"`
 		User  struct {
-			ID    string `json:"id"`
+			ID    string   `json:"id"`
 			Roles roleList `json:"roles"`
 		} `json:"user"`
 	} `json:"access"`
@@ -63,7 +63,7 @@ func (c *Client) IssueToken(ctx context.Context) (*Token, error) {
 					} `json:"tenant"`
 				} `json:"token"`
 				User struct {
-					ID    string `json:"id"`
+					ID    string   `json:"id"`
 					Roles roleList `json:"roles"`
 				} `json:"user"`
 			} `json:"access"`
