@@ -21,6 +21,13 @@ func (r Role) Valid() bool {
 	return r == RoleAdmin || r == RoleMember || r == RoleReader
 }
 
+// The one identity domain, which every project and user is in. Keystone
+// v3 clients name it by ID or by name.
+const (
+	DomainID   = "default"
+	DomainName = "Default"
+)
+
 // Project owns images. Its ID is the OpenStack tenant ID (32 hex digits)
 // and its AppKey names it in the NHN Cloud v1.0 paths.
 type Project struct {
@@ -85,6 +92,7 @@ type IdentityStore interface {
 
 	CreateUser(ctx context.Context, u *User) error
 	UserByName(ctx context.Context, name string) (*User, error)
+	UserByID(ctx context.Context, id string) (*User, error)
 
 	// AssignRole grants the user role in the project; granting a role
 	// the user already holds is not an error.
@@ -99,6 +107,9 @@ type IdentityStore interface {
 	// Token returns the token with the given hash, with its user, its
 	// project and the user's current roles there.
 	Token(ctx context.Context, hash string) (*Token, error)
+
+	// DeleteToken removes the token with the given hash: it is revoked.
+	DeleteToken(ctx context.Context, hash string) error
 
 	// DeleteExpiredTokens removes tokens that expired before t.
 	DeleteExpiredTokens(ctx context.Context, t time.Time) (int64, error)

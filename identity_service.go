@@ -50,14 +50,18 @@ func NewIdentityService(store IdentityStore, ttl time.Duration) *IdentityService
 	return &IdentityService{store: store, ttl: ttl, now: time.Now}
 }
 
-// Credentials are what a token request carries: a user's name and password
-// and the project to scope the token to, named by exactly one of ProjectID,
-// ProjectName or AppKey.
+// Credentials are what a token request carries: a user, named by Username
+// or by UserID, with its password, and the project to scope the token to,
+// named by at most one of ProjectID, ProjectName or AppKey. With no project
+// named, SoleProject scopes the token to the one project the user holds a
+// role in; without it, a project is required.
 type Credentials struct {
 	ProjectID   string
 	ProjectName string
 	AppKey      string
+	SoleProject bool
 	Username    string
+	UserID      string
 	Password    string
 }
 
@@ -70,24 +74,32 @@ type IssuedToken struct {
 
 // Issue authenticates cr and returns a new token scoped to its project.
 // Bad credentials, an unknown project and a user without a role in the
-// project are all EUNAUTHORIZED, with the same message.
+// project are all EUNAUTHORIZED, with the same message. A SoleProject
+// request from a user with roles in several projects is EINVALID: tokens
+// are always project-scoped, and which project is then the caller's to say.
 func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedToken, error) {
-	if cr.Username == "" || cr.Password == "" {
+	if (cr.Username == "" && cr.UserID == "") || cr.Password == "" {
 		return nil, Errorf(EINVALID, "username and password are required")
 	}
-	project, err := s.findProject(ctx, cr)
+	named := cr.ProjectID != "" || cr.ProjectName != "" || cr.AppKey != ""
+	if !named && !cr.SoleProject {
+		return nil, Errorf(EINVALID, "a project is required")
+	}
+	var project *Project
+	var err error
+	if named {
+		if project, err = s.findProject(ctx, cr); err != nil {
+			return nil, err
+		}
+	}
+	user, err := s.authenticate(ctx, cr)
 	if err != nil {
 		return nil, err
 	}
-	user, err := s.store.UserByName(ctx, cr.Username)
-	if ErrorCode(err) == ENOTFOUND {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
-		return nil, errBadCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(cr.Password)) != nil {
-		return nil, errBadCredentials
+	if !named {
+		if project, err = s.soleProject(ctx, user); err != nil {
+			return nil, err
+		}
 	}
 	if project == nil {
 		return nil, errBadCredentials
@@ -98,7 +110,11 @@ func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedTok
 	} else if len(roles) == 0 {
 		return nil, errBadCredentials
 	}
+	return s.newToken(ctx, user, project, roles)
+}
 
+// newToken stores and returns a new token of user in project.
+func (s *IdentityService) newToken(ctx context.Context, user *User, project *Project, roles []Role) (*IssuedToken, error) {
 	secret := randomHex()
 	now := s.now().UTC()
 	t := &Token{
@@ -115,6 +131,46 @@ func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedTok
 	return &IssuedToken{ID: secret, Token: t}, nil
 }
 
+// authenticate returns the user cr names if cr's password is the user's.
+// An unknown user costs a password check too, so that it takes as long to
+// refuse as a wrong password.
+func (s *IdentityService) authenticate(ctx context.Context, cr Credentials) (*User, error) {
+	var user *User
+	var err error
+	if cr.UserID != "" {
+		user, err = s.store.UserByID(ctx, cr.UserID)
+	} else {
+		user, err = s.store.UserByName(ctx, cr.Username)
+	}
+	if ErrorCode(err) == ENOTFOUND {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
+		return nil, errBadCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(cr.Password)) != nil {
+		return nil, errBadCredentials
+	}
+	return user, nil
+}
+
+// soleProject returns the one project user holds a role in. A user with
+// none is refused as bad credentials are; one with several must choose.
+func (s *IdentityService) soleProject(ctx context.Context, user *User) (*Project, error) {
+	projects, err := s.UserProjects(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch len(projects) {
+	case 0:
+		return nil, errBadCredentials
+	case 1:
+		return projects[0], nil
+	}
+	return nil, Errorf(EINVALID, "The user holds roles in %d projects and tokens are always "+
+		"scoped to one: name the project.", len(projects))
+}
+
 var errBadCredentials = Errorf(EUNAUTHORIZED, "The request you have made requires authentication.")
 
 // findProject resolves the project cr names. An unknown project yields a
@@ -128,10 +184,8 @@ func (s *IdentityService) findProject(ctx context.Context, cr Credentials) (*Pro
 		p, err = s.store.Project(ctx, cr.ProjectID)
 	case cr.ProjectName != "":
 		p, err = s.store.ProjectByName(ctx, cr.ProjectName)
-	case cr.AppKey != "":
-		p, err = s.store.ProjectByAppKey(ctx, cr.AppKey)
 	default:
-		return nil, Errorf(EINVALID, "a project is required")
+		p, err = s.store.ProjectByAppKey(ctx, cr.AppKey)
 	}
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, nil
@@ -158,6 +212,57 @@ func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, erro
 		return nil, Errorf(EUNAUTHORIZED, "token's user has no role in its project")
 	}
 	return t, nil
+}
+
+// Inspect returns the token whose secret is subject, for caller, who may
+// see its user's own tokens and, as an admin, anyone's. A subject that is
+// empty, unknown, expired, or whose user lost its role is ENOTFOUND;
+// another user's token is EFORBIDDEN unless caller is an admin.
+func (s *IdentityService) Inspect(ctx context.Context, caller *Caller, subject string) (*Token, error) {
+	if subject == "" {
+		return nil, Errorf(ENOTFOUND, "No token in the request.")
+	}
+	t, err := s.Validate(ctx, subject)
+	if ErrorCode(err) == EUNAUTHORIZED {
+		return nil, Errorf(ENOTFOUND, "Failed to validate token.")
+	} else if err != nil {
+		return nil, err
+	}
+	if t.User.ID != caller.UserID && !caller.IsAdmin() {
+		return nil, Errorf(EFORBIDDEN, "You are not authorized to perform the requested action on "+
+			"another user's token.")
+	}
+	return t, nil
+}
+
+// Revoke deletes the token whose secret is secret, so that no API accepts
+// it any more. An unknown token is ENOTFOUND. Who may revoke what is the
+// caller's business: check with Inspect first.
+func (s *IdentityService) Revoke(ctx context.Context, secret string) error {
+	if secret == "" {
+		return Errorf(ENOTFOUND, "No token in the request.")
+	}
+	return s.store.DeleteToken(ctx, HashToken(secret))
+}
+
+// UserProjects returns the projects the user holds a role in, oldest
+// first; none for an unknown user.
+func (s *IdentityService) UserProjects(ctx context.Context, userID string) ([]*Project, error) {
+	all, err := s.store.Projects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Project
+	for _, p := range all {
+		roles, err := s.store.Roles(ctx, userID, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(roles) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // Caller returns who t speaks for.

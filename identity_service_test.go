@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudimage/cloudimage"
 	"github.com/cloudimage/cloudimage/sqlite"
+	"golang.org/x/crypto/bcrypt"
 )
 
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -539,5 +540,210 @@ func TestNewPassword(t *testing.T) {
 	a, b := cloudimage.NewPassword(), cloudimage.NewPassword()
 	if len(a) != 26 || a == b {
 		t.Errorf("NewPassword gave %q and %q, want two different 26-character passwords", a, b)
+	}
+}
+
+// userWithoutRole stores a user with the given password and no role
+// anywhere, which CreateUser cannot make.
+func (id *identity) userWithoutRole(t *testing.T, name, password string) *cloudimage.User {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &cloudimage.User{ID: strings.Repeat("e", 32), Name: name, PasswordHash: string(hash), CreatedAt: time.Now()}
+	if err := id.db.CreateUser(id.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestIssueSoleProject(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{SoleProject: true, Username: "andy",
+		Password: id.password})
+	if err != nil {
+		t.Fatalf("Issue with SoleProject for a user of one project: %v", err)
+	}
+	if tok.Project.ID != id.alpha.ID || !slices.Equal(tok.Roles, []cloudimage.Role{cloudimage.RoleMember}) {
+		t.Errorf("token in %s with roles %v, want alpha with [member]", tok.Project.Name, tok.Roles)
+	}
+
+	// A project named wins over SoleProject.
+	_, err = id.svc.Issue(id.ctx, cloudimage.Credentials{SoleProject: true, ProjectID: id.beta.ID,
+		Username: "andy", Password: id.password})
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+	// A wrong password is refused before the projects are counted.
+	_, err = id.svc.Issue(id.ctx, cloudimage.Credentials{SoleProject: true, Username: "andy", Password: "wrong"})
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+
+	// A user of two projects must say which.
+	if err := id.db.AssignRole(id.ctx, id.andy.ID, id.beta.ID, cloudimage.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	_, err = id.svc.Issue(id.ctx, cloudimage.Credentials{SoleProject: true, Username: "andy",
+		Password: id.password})
+	wantCode(t, err, cloudimage.EINVALID)
+	if msg := cloudimage.ErrorMessage(err); !strings.Contains(msg, "2 projects") {
+		t.Errorf("message %q does not say how many projects", msg)
+	}
+
+	// A user of none is refused as bad credentials are.
+	id.userWithoutRole(t, "nobody", "nobodys password")
+	_, err = id.svc.Issue(id.ctx, cloudimage.Credentials{SoleProject: true, Username: "nobody",
+		Password: "nobodys password"})
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+}
+
+func TestIssueByUserID(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, UserID: id.andy.ID,
+		Password: id.password})
+	if err != nil {
+		t.Fatalf("Issue by user ID: %v", err)
+	}
+	if tok.User.ID != id.andy.ID || tok.User.Name != "andy" {
+		t.Errorf("token of user %s (%s), want andy %s", tok.User.Name, tok.User.ID, id.andy.ID)
+	}
+	for name, cr := range map[string]cloudimage.Credentials{
+		"wrong password":  {ProjectID: id.alpha.ID, UserID: id.andy.ID, Password: "wrong"},
+		"unknown user ID": {ProjectID: id.alpha.ID, UserID: strings.Repeat("0", 32), Password: id.password},
+		"the name as ID":  {ProjectID: id.alpha.ID, UserID: "andy", Password: id.password},
+	} {
+		_, err := id.svc.Issue(id.ctx, cr)
+		if cloudimage.ErrorCode(err) != cloudimage.EUNAUTHORIZED {
+			t.Errorf("%s: err %v, want %s", name, err, cloudimage.EUNAUTHORIZED)
+		}
+	}
+}
+
+func TestInspect(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	if _, _, err := id.svc.CreateUser(id.ctx, id.beta.ID, "boss", "boss password", cloudimage.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := id.svc.CreateUser(id.ctx, id.alpha.ID, "olga", "olga password", cloudimage.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(project *cloudimage.Project, user, password string) *cloudimage.IssuedToken {
+		t.Helper()
+		tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: project.ID, Username: user,
+			Password: password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	andy1, andy2 := issue(id.alpha, "andy", id.password), issue(id.alpha, "andy", id.password)
+	boss := issue(id.beta, "boss", "boss password")
+	olga := issue(id.alpha, "olga", "olga password")
+
+	for _, tc := range []struct {
+		name    string
+		caller  *cloudimage.IssuedToken
+		subject string
+		want    string // the subject's user, or an error code
+	}{
+		{"itself", andy1, andy1.ID, "andy"},
+		{"another token of the same user", andy1, andy2.ID, "andy"},
+		{"an admin of another project", boss, andy1.ID, "andy"},
+		{"another user of the same project", olga, andy1.ID, cloudimage.EFORBIDDEN},
+		{"a user seeing an admin's", andy1, boss.ID, cloudimage.EFORBIDDEN},
+		{"unknown", boss, strings.Repeat("a", 32), cloudimage.ENOTFOUND},
+		{"the hash", boss, andy1.Hash, cloudimage.ENOTFOUND},
+		{"empty", andy1, "", cloudimage.ENOTFOUND},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := id.svc.Inspect(id.ctx, tc.caller.Caller(), tc.subject)
+			if tc.want != "andy" {
+				wantCode(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Inspect: %v", err)
+			}
+			if got.User.Name != "andy" || got.Project.ID != id.alpha.ID || got.Hash != cloudimage.HashToken(tc.subject) {
+				t.Errorf("Inspect gave %s's token in %s, want the subject, andy's in alpha", got.User.Name, got.Project.ID)
+			}
+		})
+	}
+}
+
+func TestInspectExpired(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, time.Millisecond)
+	tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy",
+		Password: id.password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := tok.Caller()
+	time.Sleep(20 * time.Millisecond)
+	_, err = id.svc.Inspect(id.ctx, caller, tok.ID)
+	wantCode(t, err, cloudimage.ENOTFOUND)
+}
+
+func TestRevoke(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	cr := cloudimage.Credentials{ProjectID: id.alpha.ID, Username: "andy", Password: id.password}
+	revoked, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := id.svc.Issue(id.ctx, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := id.svc.Revoke(id.ctx, revoked.ID); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	_, err = id.svc.Validate(id.ctx, revoked.ID)
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+	if _, err := id.svc.Validate(id.ctx, kept.ID); err != nil {
+		t.Errorf("the other token of the same user: %v", err)
+	}
+	wantCode(t, id.svc.Revoke(id.ctx, revoked.ID), cloudimage.ENOTFOUND)
+	wantCode(t, id.svc.Revoke(id.ctx, ""), cloudimage.ENOTFOUND)
+	// The hash is not the token.
+	wantCode(t, id.svc.Revoke(id.ctx, kept.Hash), cloudimage.ENOTFOUND)
+	if _, err := id.svc.Validate(id.ctx, kept.ID); err != nil {
+		t.Errorf("after revoking by its hash: %v", err)
+	}
+}
+
+func TestUserProjects(t *testing.T) {
+	t.Parallel()
+	id := newIdentity(t, 0)
+	names := func(userID string) []string {
+		t.Helper()
+		ps, err := id.svc.UserProjects(id.ctx, userID)
+		if err != nil {
+			t.Fatalf("UserProjects: %v", err)
+		}
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	if got := names(id.andy.ID); !slices.Equal(got, []string{"alpha"}) {
+		t.Errorf("andy's projects %v, want [alpha]", got)
+	}
+	if err := id.db.AssignRole(id.ctx, id.andy.ID, id.beta.ID, cloudimage.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(id.andy.ID); !slices.Equal(got, []string{"alpha", "beta"}) {
+		t.Errorf("andy's projects %v, want [alpha beta]", got)
+	}
+	if got := names(strings.Repeat("0", 32)); len(got) != 0 {
+		t.Errorf("an unknown user's projects %v, want none", got)
+	}
+	u := id.userWithoutRole(t, "nobody", "pw")
+	if got := names(u.ID); len(got) != 0 {
+		t.Errorf("a user without roles has projects %v", got)
 	}
 }

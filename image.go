@@ -97,23 +97,6 @@ func (img *Image) HasTag(tag string) bool {
 	return slices.Contains(img.Tags, tag)
 }
 
-// Cursor is a position in the default image order: created_at descending,
-// then ID descending. A page after a cursor holds the images strictly after
-// that position.
-type Cursor struct {
-	CreatedAt time.Time
-	ID        string
-}
-
-// ImageQuery selects a page of images for one project's view: the
-// project's own images and public ones, not deleted, in the default order.
-type ImageQuery struct {
-	Viewer string  // project ID whose view this is
-	After  *Cursor // nil for the first page
-	Limit  int     // at most this many; must be positive
-	Tags   bool    // load each image's tags too
-}
-
 // ImageStore persists image metadata. It knows storage, not rules: the
 // ImageService decides what a caller may do. Lookups of a missing image
 // return ENOTFOUND; creating an image whose ID exists returns ECONFLICT.
@@ -129,12 +112,30 @@ type ImageStore interface {
 	// as written, or fn's error with nothing written.
 	UpdateImage(ctx context.Context, id string, fn func(*Image) error) (*Image, error)
 
-	// ListImages returns one page of a project's view, in the default order.
+	// ListImages returns one page of a project's view: the images q
+	// selects, in q's order, strictly after q.After.
 	ListImages(ctx context.Context, q ImageQuery) ([]*Image, error)
 
 	// ImagesInStatus returns up to limit images in the given status, of
 	// every project, oldest first.
 	ImagesInStatus(ctx context.Context, status Status, limit int) ([]*Image, error)
+
+	// AddMember adds m to its image. A member the image has already is
+	// ECONFLICT; an unknown image is ENOTFOUND.
+	AddMember(ctx context.Context, m *Member) error
+
+	// Member returns the membership of project in the image.
+	Member(ctx context.Context, imageID, project string) (*Member, error)
+
+	// Members returns the image's members, ordered by project ID.
+	Members(ctx context.Context, imageID string) ([]*Member, error)
+
+	// UpdateMember reads a membership, calls fn on it and, if fn returns
+	// nil, writes it back, all in one transaction.
+	UpdateMember(ctx context.Context, imageID, project string, fn func(*Member) error) (*Member, error)
+
+	// DeleteMember removes project from the image's members.
+	DeleteMember(ctx context.Context, imageID, project string) error
 }
 
 // BlobStore streams image data in and out. Keys are image IDs. A missing

@@ -13,8 +13,10 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,15 +30,59 @@ const listChunk = 500
 // image, how an upload becomes active, and what a delete does. Every API
 // face calls it, so they cannot disagree.
 type ImageService struct {
-	images ImageStore
-	blobs  BlobStore
-	logger *slog.Logger
-	now    func() time.Time
+	images      ImageStore
+	blobs       BlobStore
+	logger      *slog.Logger
+	now         func() time.Time
+	profile     Profile
+	importHosts []string
+	httpClient  *http.Client
+
+	// Imports run in the background after their request has returned;
+	// Close cancels and waits for them.
+	bg      context.Context
+	stopBG  context.CancelFunc
+	mu      sync.Mutex // guards closed and adding to imports
+	closed  bool
+	imports sync.WaitGroup
+}
+
+// ServiceOption configures an ImageService.
+type ServiceOption func(*ImageService)
+
+// WithProfile sets the API rules the service enforces; ProfileNHN is the
+// default.
+func WithProfile(p Profile) ServiceOption {
+	return func(s *ImageService) { s.profile = p }
+}
+
+// WithImportHosts allows web-download imports from the given hosts (a
+// name, or host:port). With none, web-download is not offered.
+func WithImportHosts(hosts ...string) ServiceOption {
+	return func(s *ImageService) { s.importHosts = slices.Clone(hosts) }
+}
+
+// WithHTTPClient sets the client web-download imports fetch with.
+func WithHTTPClient(c *http.Client) ServiceOption {
+	return func(s *ImageService) { s.httpClient = c }
 }
 
 // NewImageService returns a service over the given stores.
-func NewImageService(images ImageStore, blobs BlobStore, logger *slog.Logger) *ImageService {
-	return &ImageService{images: images, blobs: blobs, logger: logger, now: now}
+func NewImageService(images ImageStore, blobs BlobStore, logger *slog.Logger, opts ...ServiceOption) *ImageService {
+	s := &ImageService{images: images, blobs: blobs, logger: logger, now: now, profile: ProfileNHN}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.httpClient == nil {
+		s.httpClient = &http.Client{Timeout: 30 * time.Minute}
+	}
+	s.bg, s.stopBG = context.WithCancel(context.Background())
+	return s
+}
+
+// Profile returns the rules the service enforces.
+func (s *ImageService) Profile() Profile {
+	return s.profile
 }
 
 // now is the service clock: UTC with the microsecond precision the stores
@@ -78,7 +124,7 @@ func (s *ImageService) Create(ctx context.Context, c *Caller, in ImageCreate) (*
 	if in.Visibility == "" {
 		in.Visibility = VisibilityShared
 	}
-	if err := validateCreate(c, &in); err != nil {
+	if err := s.validateCreate(c, &in); err != nil {
 		return nil, err
 	}
 	if in.ID == "" {
@@ -111,7 +157,7 @@ func (s *ImageService) Create(ctx context.Context, c *Caller, in ImageCreate) (*
 	return img, nil
 }
 
-func validateCreate(c *Caller, in *ImageCreate) error {
+func (s *ImageService) validateCreate(c *Caller, in *ImageCreate) error {
 	if in.ID != "" {
 		id, err := ParseID(in.ID)
 		if err != nil {
@@ -132,30 +178,20 @@ func validateCreate(c *Caller, in *ImageCreate) error {
 	if in.MinDisk < 0 || in.MinRAM < 0 {
 		return Errorf(EINVALID, "min_disk and min_ram must not be negative")
 	}
-	if !in.Visibility.Valid() {
-		return Errorf(EINVALID, "Invalid visibility value: %s", in.Visibility)
-	}
-	if in.Visibility == VisibilityPublic && !c.IsAdmin() {
-		return Errorf(EFORBIDDEN, "You are not authorized to publicize images.")
-	}
-	// NHN Cloud offers no community images (digest §7 #29).
-	// TODO(#3): the openstack profile lets owners set community, as Glance does.
-	if in.Visibility == VisibilityCommunity && !c.IsAdmin() {
-		return Errorf(EFORBIDDEN, "You are not authorized to set visibility to community.")
+	if err := s.checkVisibility(c, in.Visibility); err != nil {
+		return err
 	}
 	tags, err := normalizeTags(in.Tags)
 	if err != nil {
 		return err
 	}
-	// Tags starting with "_" are the operator's, such as _AVAILABLE_
-	// (digest §7 #31).
 	for _, t := range tags {
-		if strings.HasPrefix(t, "_") && !c.IsAdmin() {
-			return Errorf(EINVALID, "Tag %q is reserved: tags starting with '_' are set by the operator.", t)
+		if err := s.checkTag(c, t); err != nil {
+			return err
 		}
 	}
 	in.Tags = tags
-	return validateProperties(in.Properties)
+	return s.validateProperties(in.Properties)
 }
 
 // normalizeTags checks tags and drops duplicates: an image's tags are a set.
@@ -185,7 +221,8 @@ func validateProperties(props map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(props)) {
 		if k == "" || len(k) > MaxPropertyKeyLength {
 			return Errorf(EINVALID, "a property name must be 1 to %d characters", MaxPropertyKeyLength)
-		} else if slices.Contains(ReservedProperties, k) {
+		} else if slices.Contains(ReservedProperties, k) || strings.HasPrefix(k, "os_glance") {
+			// os_glance_* is Glance's own namespace (import status and the like).
 			return Errorf(EFORBIDDEN, "Attribute '%s' is reserved.", k)
 		} else if len(props[k]) > MaxPropertyValueLength {
 			return Errorf(EINVALID, "property %q must be at most %d characters", k, MaxPropertyValueLength)
@@ -206,10 +243,21 @@ func ParseID(id string) (string, error) {
 	return u.String(), nil
 }
 
-// visible reports whether c may see img (ignoring whether it is deleted).
-func visible(c *Caller, img *Image) bool {
-	return img.Owner == c.ProjectID || img.Visibility == VisibilityPublic ||
-		img.Visibility == VisibilityCommunity
+// visible reports whether c may see img, deleted or not: its own images,
+// public and community ones, and shared ones of which c's project is a
+// member, whatever the membership's status.
+func (s *ImageService) visible(ctx context.Context, c *Caller, img *Image) (bool, error) {
+	switch {
+	case img.Owner == c.ProjectID || img.Visibility == VisibilityPublic || img.Visibility == VisibilityCommunity:
+		return true, nil
+	case img.Visibility != VisibilityShared:
+		return false, nil
+	}
+	_, err := s.images.Member(ctx, img.ID, c.ProjectID)
+	if ErrorCode(err) == ENOTFOUND {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Get returns the image with the given ID if the caller may see it. An
@@ -217,16 +265,26 @@ func visible(c *Caller, img *Image) bool {
 // caller cannot tell the two apart.
 func (s *ImageService) Get(ctx context.Context, c *Caller, id string) (*Image, error) {
 	img, err := s.images.Image(ctx, id)
-	if ErrorCode(err) == ENOTFOUND || (err == nil && (img.Deleted() || !visible(c, img))) {
+	if err == nil && !img.Deleted() {
+		var ok bool
+		if ok, err = s.visible(ctx, c, img); err == nil && ok {
+			return img, nil
+		}
+	}
+	if err == nil || ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "No image found with ID %s", id)
 	}
-	return img, err
+	return nil, err
 }
 
-// ListOptions select a page of the default image list.
+// ListOptions select a page of a caller's images.
 type ListOptions struct {
-	Limit  int    // at most this many images; negative for all of them
-	Marker string // start strictly after this image
+	Limit        int    // at most this many images; negative for all of them
+	Marker       string // start strictly after this image
+	Visibility   ListVisibility
+	MemberStatus MemberStatus // of images shared with the caller; empty means accepted
+	Filter       ImageFilter
+	Sort         []Sort // a complete order (see CompleteSort); empty means DefaultSort
 }
 
 // List returns the images the caller may see, not deleted, newest first.
@@ -237,15 +295,31 @@ type ListOptions struct {
 // come back here; the sequence then streams the rest chunk by chunk. It
 // may be ranged over only once.
 func (s *ImageService) List(ctx context.Context, c *Caller, opts ListOptions) (iter.Seq2[*Image, error], error) {
-	var after *Cursor
+	if !opts.Visibility.Valid() {
+		return nil, Errorf(EINVALID, "Invalid visibility value: %s", opts.Visibility)
+	}
+	if opts.MemberStatus != "" && opts.MemberStatus != MemberAny && !opts.MemberStatus.Valid() {
+		return nil, Errorf(EINVALID, "Invalid status value: %s", opts.MemberStatus)
+	}
+	sorts := opts.Sort
+	if len(sorts) == 0 {
+		sorts = DefaultSort
+	}
+	var after *Image
 	if opts.Marker != "" {
 		m, err := s.images.Image(ctx, opts.Marker)
-		if ErrorCode(err) == ENOTFOUND || (err == nil && !visible(c, m)) {
+		if err == nil {
+			var ok bool
+			if ok, err = s.visible(ctx, c, m); err == nil && !ok {
+				err = Errorf(ENOTFOUND, "invisible")
+			}
+		}
+		if ErrorCode(err) == ENOTFOUND {
 			return nil, Errorf(EINVALID, "marker could not be found: %s", opts.Marker)
 		} else if err != nil {
 			return nil, err
 		}
-		after = &Cursor{CreatedAt: m.CreatedAt, ID: m.ID}
+		after = m
 	}
 	if opts.Limit == 0 {
 		return func(func(*Image, error) bool) {}, nil
@@ -256,13 +330,21 @@ func (s *ImageService) List(ctx context.Context, c *Caller, opts ListOptions) (i
 		if remaining >= 0 && remaining < n {
 			n = remaining
 		}
-		page, err := s.images.ListImages(ctx, ImageQuery{Viewer: c.ProjectID, After: after, Limit: n})
+		page, err := s.images.ListImages(ctx, ImageQuery{
+			Viewer:       c.ProjectID,
+			Visibility:   opts.Visibility,
+			MemberStatus: opts.MemberStatus,
+			Filter:       opts.Filter,
+			Sort:         sorts,
+			After:        after,
+			Limit:        n,
+			Tags:         true,
+		})
 		if err != nil {
 			return nil, err
 		}
 		if len(page) > 0 {
-			last := page[len(page)-1]
-			after = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+			after = page[len(page)-1]
 		}
 		if remaining >= 0 {
 			remaining -= len(page)
@@ -375,6 +457,11 @@ func (s *ImageService) Download(ctx context.Context, c *Caller, id string) (*Ima
 	if err != nil {
 		return nil, nil, err
 	}
+	if img.Status == StatusActive || img.Status == StatusDeactivated {
+		if err := s.mayDownload(c, img); err != nil {
+			return nil, nil, err
+		}
+	}
 	switch img.Status {
 	case StatusActive:
 	case StatusDeactivated:
@@ -392,13 +479,30 @@ func (s *ImageService) Download(ctx context.Context, c *Caller, id string) (*Ima
 	return img, rc, nil
 }
 
+// mayDownload applies the profile's download rule: under NHN Cloud's,
+// data leaves only for members and admins, and only when the image's
+// download property is "true" (digest §7 #32).
+func (s *ImageService) mayDownload(c *Caller, img *Image) error {
+	p := s.profile.DownloadProperty
+	if p == "" {
+		return nil
+	}
+	if !c.CanWrite() {
+		return Errorf(EFORBIDDEN, "Downloading image data needs the member or admin role.")
+	}
+	if img.Properties[p] != "true" {
+		return Errorf(EFORBIDDEN, "Image %s may not be downloaded: its %s property is not \"true\".", img.ID, p)
+	}
+	return nil
+}
+
 // Delete deletes an image of the caller's project and removes its data.
 // Another project's visible image is EFORBIDDEN; an invisible or unknown
 // one is ENOTFOUND. Public images are deleted only by the owner's admins,
 // and protected images not at all.
 func (s *ImageService) Delete(ctx context.Context, c *Caller, id string) error {
-	img, err := s.images.Image(ctx, id)
-	if ErrorCode(err) == ENOTFOUND || (err == nil && (img.Deleted() || !visible(c, img))) {
+	img, err := s.Get(ctx, c, id)
+	if ErrorCode(err) == ENOTFOUND {
 		return Errorf(ENOTFOUND, "Failed to find image %s to delete", id)
 	} else if err != nil {
 		return err
@@ -420,8 +524,10 @@ func (s *ImageService) Delete(ctx context.Context, c *Caller, id string) error {
 	// The image is deleted once its record says so. Data that cannot be
 	// removed now is an orphan that no image references.
 	// TODO(#4): the orphan sweep removes such data later; until then it is only logged.
-	if err := s.blobs.Delete(context.WithoutCancel(ctx), id); err != nil && ErrorCode(err) != ENOTFOUND {
-		s.logger.Error("remove data of a deleted image", "image", id, "err", err)
+	for _, key := range []string{id, stagingKey(id)} {
+		if err := s.blobs.Delete(context.WithoutCancel(ctx), key); err != nil && ErrorCode(err) != ENOTFOUND {
+			s.logger.Error("remove data of a deleted image", "image", id, "key", key, "err", err)
+		}
 	}
 	return nil
 }
@@ -483,10 +589,16 @@ func (h *hashingReader) virtualSize(diskFormat string, size int64) *int64 {
 	return nil
 }
 
-// RecoverUploads returns to queued every image left in saving by a process
-// that stopped mid-upload, and removes whatever data it may have committed
-// before it could mark the image active, so that the upload can simply be
-// retried. It must run before the server accepts uploads.
+// RecoverUploads repairs what a process that stopped mid-transfer left
+// behind, and must run before the server accepts requests:
+//   - an image left in saving returns to queued, and whatever data it may
+//     have committed before it could be marked active is removed, so that
+//     the upload can simply be retried;
+//   - an image left importing with its data staged resumes its import in
+//     the background; one without staged data (a web-download) is queued;
+//   - an image left uploading whose staging never completed is queued.
+//
+// It returns how many images it repaired.
 //
 // TODO(#5): with several replicas on one database this would also reset
 // uploads that another replica is still running; it needs a lease per upload.
@@ -494,8 +606,10 @@ func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
 	n := 0
 	for {
 		stale, err := s.images.ImagesInStatus(ctx, StatusSaving, 100)
-		if err != nil || len(stale) == 0 {
+		if err != nil {
 			return n, err
+		} else if len(stale) == 0 {
+			break
 		}
 		for _, img := range stale {
 			if err := s.blobs.Delete(ctx, img.ID); err != nil && ErrorCode(err) != ENOTFOUND {
@@ -514,4 +628,35 @@ func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+	// Images that keep their status here stay in the result, so these
+	// two are read once, in one batch.
+	for _, status := range []Status{StatusImporting, StatusUploading} {
+		imgs, err := s.images.ImagesInStatus(ctx, status, 100000)
+		if err != nil {
+			return n, err
+		}
+		for _, img := range imgs {
+			staged, err := s.blobs.Open(ctx, stagingKey(img.ID))
+			if err == nil {
+				staged.Close()
+			} else if ErrorCode(err) != ENOTFOUND {
+				return n, fmt.Errorf("look for staged data of image %s: %w", img.ID, err)
+			}
+			switch {
+			case err == nil && status == StatusImporting:
+				s.logger.Warn("resuming interrupted import", "image", img.ID)
+				id := img.ID
+				s.startImport(id, func(ctx context.Context) (io.ReadCloser, error) {
+					return s.blobs.Open(ctx, stagingKey(id))
+				})
+			case err == nil:
+				continue // staged, waiting for its import call
+			default:
+				s.logger.Warn("interrupted transfer returned to queued", "image", img.ID, "status", status)
+				s.unstage(ctx, img.ID, status)
+			}
+			n++
+		}
+	}
+	return n, nil
 }

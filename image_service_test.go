@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,7 @@ type fixture struct {
 	blobDir string
 	ids     *cloudimage.IdentityService
 	svc     *cloudimage.ImageService
+	logger  *slog.Logger
 
 	adminA, memberA, readerA *cloudimage.Caller
 	adminB, memberB          *cloudimage.Caller
@@ -144,9 +146,13 @@ func copyIdentityTemplate(t *testing.T, dir string) string {
 	return filepath.Join(dir, "db")
 }
 
-// newFixture builds a fixture. wrap, if not nil, stands between the
-// service and the file store, so a test can make the store misbehave.
-func newFixture(t *testing.T, wrap func(cloudimage.BlobStore) cloudimage.BlobStore) *fixture {
+// newFixture builds a fixture whose service has the given options (the
+// nhn profile unless they say otherwise). wrap, if not nil, stands between
+// the service and the file store, so a test can make the store misbehave.
+// The service is closed, and its background imports waited for, before
+// the stores close.
+func newFixture(t *testing.T, wrap func(cloudimage.BlobStore) cloudimage.BlobStore,
+	opts ...cloudimage.ServiceOption) *fixture {
 	t.Helper()
 	f := &fixture{ctx: context.Background(), blobDir: t.TempDir()}
 	db, err := sqlite.Open(f.ctx, copyIdentityTemplate(t, t.TempDir()))
@@ -162,9 +168,10 @@ func newFixture(t *testing.T, wrap func(cloudimage.BlobStore) cloudimage.BlobSto
 	if wrap != nil {
 		blobs = wrap(blobs)
 	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	f.logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	f.ids = cloudimage.NewIdentityService(f.db, 0)
-	f.svc = cloudimage.NewImageService(f.db, blobs, logger)
+	f.svc = cloudimage.NewImageService(f.db, blobs, f.logger, opts...)
+	t.Cleanup(f.svc.Close)
 
 	f.adminA = f.caller(t, "alice", cloudimage.RoleAdmin)
 	f.memberA = f.caller(t, "andy", cloudimage.RoleMember)
@@ -192,7 +199,8 @@ func (f *fixture) caller(t *testing.T, name string, role cloudimage.Role) *cloud
 	return c
 }
 
-// create creates an image as c with the formats an upload needs.
+// create creates an image as c with the formats an upload needs and,
+// when the profile requires one, os_type linux unless in names an os_type.
 func (f *fixture) create(t *testing.T, c *cloudimage.Caller, in cloudimage.ImageCreate) *cloudimage.Image {
 	t.Helper()
 	if in.DiskFormat == "" {
@@ -201,11 +209,37 @@ func (f *fixture) create(t *testing.T, c *cloudimage.Caller, in cloudimage.Image
 	if in.ContainerFormat == "" {
 		in.ContainerFormat = "bare"
 	}
+	if _, ok := in.Properties["os_type"]; !ok && f.svc.Profile().RequireOSType {
+		in.Properties = withProps(in.Properties, "os_type", "linux")
+	}
 	img, err := f.svc.Create(f.ctx, c, in)
 	if err != nil {
 		t.Fatalf("create image %q: %v", in.Name, err)
 	}
 	return img
+}
+
+// withProps returns a copy of props with the given key-value pairs set.
+func withProps(props map[string]string, kv ...string) map[string]string {
+	out := maps.Clone(props)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// linux returns the properties the nhn profile requires of every image.
+func linux() map[string]string {
+	return map[string]string{"os_type": "linux"}
+}
+
+// downloadable returns properties with which the nhn profile lets an
+// image's data be downloaded.
+func downloadable() map[string]string {
+	return map[string]string{"os_type": "linux", "nhncloud_allow_download": "true"}
 }
 
 // upload uploads data to the image as c and fails the test on error.
@@ -276,9 +310,21 @@ func wantStatus(t *testing.T, img *cloudimage.Image, want cloudimage.Status) {
 
 func TestCreateDefaults(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	for _, p := range cloudimage.Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			// Under nhn the one property an image needs; under openstack none.
+			var props map[string]string
+			if p.RequireOSType {
+				props = linux()
+			}
+			testCreateDefaults(t, newFixture(t, nil, cloudimage.WithProfile(p)), props)
+		})
+	}
+}
+
+func testCreateDefaults(t *testing.T, f *fixture, props map[string]string) {
 	before := time.Now().UTC().Add(-time.Second)
-	img, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{Name: "plain"})
+	img, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{Name: "plain", Properties: props})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -297,8 +343,8 @@ func TestCreateDefaults(t *testing.T) {
 		t.Errorf("a new image has data attributes: size %v, virtual %v, checksum %q, hash %q",
 			img.Size, img.VirtualSize, img.Checksum, img.HashValue)
 	}
-	if img.Properties == nil || len(img.Properties) != 0 {
-		t.Errorf("Properties = %#v, want an empty, non-nil map", img.Properties)
+	if img.Properties == nil || !maps.Equal(img.Properties, props) {
+		t.Errorf("Properties = %#v, want %v in a non-nil map", img.Properties, props)
 	}
 	if img.CreatedAt.Before(before) || !img.UpdatedAt.Equal(img.CreatedAt) {
 		t.Errorf("CreatedAt %v, UpdatedAt %v: want both now and equal", img.CreatedAt, img.UpdatedAt)
@@ -356,7 +402,7 @@ func TestCreateKeepsAttributes(t *testing.T) {
 		MinDisk: 20, MinRAM: 1024, Protected: true, Hidden: true,
 		Visibility: cloudimage.VisibilityPrivate,
 		Tags:       []string{"a", "b", "a", "c", "b", "c"},
-		Properties: map[string]string{"os_distro": "ubuntu", "nhncloud_product": "Ubuntu Server"},
+		Properties: map[string]string{"os_distro": "ubuntu", "nhncloud_product": "Ubuntu Server", "os_type": "linux"},
 	}
 	img, err := f.svc.Create(f.ctx, f.memberA, in)
 	if err != nil {
@@ -382,7 +428,7 @@ func TestCreateKeepsAttributes(t *testing.T) {
 		t.Errorf("HasTag b, d, \"\" = %v %v %v, want true false false",
 			got.HasTag("b"), got.HasTag("d"), got.HasTag(""))
 	}
-	if got.Properties["os_distro"] != "ubuntu" || len(got.Properties) != 2 {
+	if got.Properties["os_distro"] != "ubuntu" || !maps.Equal(got.Properties, in.Properties) {
 		t.Errorf("stored Properties = %v, want %v", got.Properties, in.Properties)
 	}
 	sameImage(t, got, img)
@@ -392,7 +438,7 @@ func TestCreateCanonicalID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	id := uuid.NewString()
-	img, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: strings.ToUpper(id)})
+	img, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: strings.ToUpper(id), Properties: linux()})
 	if err != nil {
 		t.Fatalf("Create with an upper-case UUID: %v", err)
 	}
@@ -434,6 +480,9 @@ func TestCreateRefused(t *testing.T) {
 		{"reserved property os_hash_value", f.memberA,
 			cloudimage.ImageCreate{Properties: map[string]string{"ok": "1", "os_hash_value": "x"}},
 			cloudimage.EFORBIDDEN},
+		{"reserved property prefix os_glance", f.memberA,
+			cloudimage.ImageCreate{Properties: map[string]string{"os_glance_import_task": "x"}},
+			cloudimage.EFORBIDDEN},
 		{"empty property name", f.memberA,
 			cloudimage.ImageCreate{Properties: map[string]string{"": "x"}}, cloudimage.EINVALID},
 		{"property value too long", f.memberA, cloudimage.ImageCreate{Properties: map[string]string{
@@ -453,8 +502,10 @@ func TestCreateRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Every case names its ID, so that it can check that a
-			// refused create stored nothing.
+			// refused create stored nothing, and has the os_type the nhn
+			// profile requires, so that it is refused for its own reason.
 			tt.in.ID = uuid.NewString()
+			tt.in.Properties = withProps(tt.in.Properties, "os_type", "linux")
 			_, err := f.svc.Create(f.ctx, tt.caller, tt.in)
 			wantCode(t, err, tt.want)
 			_, err = f.db.Image(f.ctx, tt.in.ID)
@@ -476,7 +527,7 @@ func TestCreateBadID(t *testing.T) {
 		id.String()[:35] + "g",
 		id.String() + " ",
 	} {
-		_, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: bad})
+		_, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: bad, Properties: linux()})
 		if got := cloudimage.ErrorCode(err); got != cloudimage.EINVALID {
 			t.Errorf("Create with ID %q: got code %q (err %v), want %q", bad, got, err, cloudimage.EINVALID)
 		}
@@ -496,7 +547,7 @@ func TestCreateAtLimits(t *testing.T) {
 	in := cloudimage.ImageCreate{
 		Name:       strings.Repeat("n", cloudimage.MaxNameLength),
 		Tags:       tags,
-		Properties: map[string]string{strings.Repeat("k", cloudimage.MaxPropertyKeyLength): "v"},
+		Properties: map[string]string{strings.Repeat("k", cloudimage.MaxPropertyKeyLength): "v", "os_type": "linux"},
 	}
 	img, err := f.svc.Create(f.ctx, f.memberA, in)
 	if err != nil {
@@ -515,7 +566,8 @@ func TestCreateAtLimits(t *testing.T) {
 func TestCreatePublic(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
-	img, err := f.svc.Create(f.ctx, f.adminA, cloudimage.ImageCreate{Visibility: cloudimage.VisibilityPublic})
+	img, err := f.svc.Create(f.ctx, f.adminA,
+		cloudimage.ImageCreate{Visibility: cloudimage.VisibilityPublic, Properties: linux()})
 	if err != nil {
 		t.Fatalf("Create public as admin: %v", err)
 	}
@@ -534,7 +586,7 @@ func TestCreateDuplicateID(t *testing.T) {
 	f.create(t, f.memberA, cloudimage.ImageCreate{ID: id, Name: "first"})
 
 	for _, c := range []*cloudimage.Caller{f.memberA, f.memberB} {
-		_, err := f.svc.Create(f.ctx, c, cloudimage.ImageCreate{ID: id, Name: "second"})
+		_, err := f.svc.Create(f.ctx, c, cloudimage.ImageCreate{ID: id, Name: "second", Properties: linux()})
 		wantCode(t, err, cloudimage.ECONFLICT)
 	}
 	img := f.stored(t, id)
@@ -547,7 +599,7 @@ func TestCreateDuplicateID(t *testing.T) {
 	if err := f.svc.Delete(f.ctx, f.memberA, id); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	_, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: id})
+	_, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ID: id, Properties: linux()})
 	wantCode(t, err, cloudimage.ECONFLICT)
 }
 
@@ -608,7 +660,8 @@ func TestGet(t *testing.T) {
 func TestUpload(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
-	img := f.create(t, f.memberA, cloudimage.ImageCreate{DiskFormat: "raw", ContainerFormat: "bare"})
+	img := f.create(t, f.memberA, cloudimage.ImageCreate{DiskFormat: "raw", ContainerFormat: "bare",
+		Properties: downloadable()})
 	data := bytes.Repeat([]byte("cloudimage!"), 100_000) // about 1 MB, several reads
 
 	got := f.upload(t, f.memberA, img.ID, data)
@@ -763,11 +816,12 @@ func TestUploadRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	shared := f.create(t, f.adminA, cloudimage.ImageCreate{})
 	public := f.create(t, f.adminA, cloudimage.ImageCreate{Visibility: cloudimage.VisibilityPublic})
-	noDisk, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{ContainerFormat: "bare"})
+	noDisk, err := f.svc.Create(f.ctx, f.memberA,
+		cloudimage.ImageCreate{ContainerFormat: "bare", Properties: linux()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	noContainer, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{DiskFormat: "raw"})
+	noContainer, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{DiskFormat: "raw", Properties: linux()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1056,16 +1110,28 @@ func TestUploadDeletedWhileStreaming(t *testing.T) {
 
 func TestDownload(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
-	queued := f.create(t, f.memberA, cloudimage.ImageCreate{})
+	for _, p := range cloudimage.Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			testDownload(t, newFixture(t, nil, cloudimage.WithProfile(p)))
+		})
+	}
+}
+
+// testDownload checks the rules of Download that hold under every
+// profile, on images whose data the nhn gate lets out.
+func testDownload(t *testing.T, f *fixture) {
+	queued := f.create(t, f.memberA, cloudimage.ImageCreate{Properties: downloadable()})
 	img, rc, err := f.svc.Download(f.ctx, f.memberA, queued.ID)
 	if err != nil || rc != nil || img == nil {
 		t.Errorf("Download of a queued image: image %v, reader %v, err %v; want the image, no reader, no error",
 			img, rc, err)
 	}
 
-	active := f.create(t, f.adminA, cloudimage.ImageCreate{})
+	active := f.create(t, f.adminA, cloudimage.ImageCreate{Properties: downloadable()})
 	f.upload(t, f.adminA, active.ID, []byte("bits"))
+	if got := f.download(t, f.memberA, active.ID); string(got) != "bits" {
+		t.Errorf("member's Download of an active image gave %q, want %q", got, "bits")
+	}
 	if _, err := f.db.UpdateImage(f.ctx, active.ID, func(img *cloudimage.Image) error {
 		return img.SetStatus(cloudimage.StatusDeactivated, time.Now())
 	}); err != nil {
@@ -1073,16 +1139,30 @@ func TestDownload(t *testing.T) {
 	}
 	_, _, err = f.svc.Download(f.ctx, f.memberA, active.ID)
 	wantCode(t, err, cloudimage.EFORBIDDEN)
-	_, rc, err = f.svc.Download(f.ctx, f.adminA, active.ID)
-	if err != nil {
-		t.Fatalf("admin's Download of a deactivated image: %v", err)
-	}
-	defer rc.Close()
-	if b, _ := io.ReadAll(rc); string(b) != "bits" {
-		t.Errorf("admin's Download gave %q, want %q", b, "bits")
+	if got := f.download(t, f.adminA, active.ID); string(got) != "bits" {
+		t.Errorf("admin's Download of a deactivated image gave %q, want %q", got, "bits")
 	}
 	_, _, err = f.svc.Download(f.ctx, f.memberB, active.ID)
 	wantCode(t, err, cloudimage.ENOTFOUND)
+}
+
+// download downloads an image's data as c and fails the test on error or
+// when there is no data.
+func (f *fixture) download(t *testing.T, c *cloudimage.Caller, id string) []byte {
+	t.Helper()
+	_, rc, err := f.svc.Download(f.ctx, c, id)
+	if err != nil {
+		t.Fatalf("Download of %s: %v", id, err)
+	}
+	if rc == nil {
+		t.Fatalf("Download of %s: no data", id)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read data of %s: %v", id, err)
+	}
+	return b
 }
 
 func TestDelete(t *testing.T) {

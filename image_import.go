@@ -1,0 +1,288 @@
+package cloudimage
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Import methods of Glance's interoperable import.
+const (
+	ImportGlanceDirect = "glance-direct" // data staged with Stage first
+	ImportWebDownload  = "web-download"  // data fetched from a URL
+)
+
+// ImportRequest is what POST /v2/images/{id}/import asks for.
+type ImportRequest struct {
+	Method string
+	URI    string // web-download only
+}
+
+// stagingKey is the blob key under which an image's staged data waits for
+// its import.
+func stagingKey(id string) string {
+	return id + ".staged"
+}
+
+// ImportMethods returns the import methods the service offers:
+// web-download only when some source hosts are allowed.
+func (s *ImageService) ImportMethods() []string {
+	if len(s.importHosts) == 0 {
+		return []string{ImportGlanceDirect}
+	}
+	return []string{ImportGlanceDirect, ImportWebDownload}
+}
+
+// Stage stores data for a later glance-direct import: the image moves
+// from queued to uploading and stays there, with its data staged, until
+// Import. If the data cannot be staged the image is queued again.
+func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Reader) (*Image, error) {
+	img, err := s.Get(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if img.Owner != c.ProjectID || !c.CanWrite() {
+		return nil, Errorf(EFORBIDDEN, "You are not permitted to upload data to image %s.", id)
+	}
+	if _, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+		return img.SetStatus(StatusUploading, s.now())
+	}); err != nil {
+		return nil, err
+	}
+	cr := &errorReader{r: r}
+	size, err := s.blobs.Put(ctx, stagingKey(id), cr)
+	if err == nil {
+		img, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
+			if img.Status != StatusUploading {
+				return Errorf(ECONFLICT, "Image %s was changed while its data was staged", id)
+			}
+			img.Size = &size
+			img.UpdatedAt = s.now()
+			return nil
+		})
+		if err == nil {
+			return img, nil
+		}
+	}
+	s.unstage(ctx, id, StatusUploading)
+	if cr.err != nil || ctx.Err() != nil {
+		return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(cr.err, ctx.Err()))
+	}
+	return nil, fmt.Errorf("stage data of image %s: %w", id, err)
+}
+
+// unstage removes an image's staged data and, if it is still in status
+// from, returns it to queued.
+func (s *ImageService) unstage(ctx context.Context, id string, from Status) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.blobs.Delete(ctx, stagingKey(id)); err != nil && ErrorCode(err) != ENOTFOUND {
+		s.logger.Error("remove staged data", "image", id, "err", err)
+	}
+	_, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+		if img.Status != from {
+			return errNoChange
+		}
+		img.Size = nil
+		return img.SetStatus(StatusQueued, s.now())
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		s.logger.Error("return image to queued after a failed import", "image", id, "err", err)
+	}
+}
+
+// Import starts importing an image's data by the requested method and
+// returns once the image is importing; the data moves in the background,
+// and the image becomes active when it is stored, or queued again if it
+// cannot be.
+func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req ImportRequest) error {
+	img, err := s.Get(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if img.Owner != c.ProjectID || !c.CanWrite() {
+		return Errorf(EFORBIDDEN, "You are not permitted to import data to image %s.", id)
+	}
+	if img.DiskFormat == "" || img.ContainerFormat == "" {
+		return Errorf(EINVALID, "Properties disk_format, container_format must be set prior to importing data.")
+	}
+	if !slices.Contains(s.ImportMethods(), req.Method) {
+		return Errorf(EINVALID, "Import method %q is not available: use one of %s",
+			req.Method, strings.Join(s.ImportMethods(), ", "))
+	}
+	if s.bg.Err() != nil {
+		return Errorf(ECONFLICT, "The server is shutting down; retry the import.")
+	}
+	var source func(context.Context) (io.ReadCloser, error)
+	var from Status
+	switch req.Method {
+	case ImportGlanceDirect:
+		from = StatusUploading
+		source = func(ctx context.Context) (io.ReadCloser, error) {
+			return s.blobs.Open(ctx, stagingKey(id))
+		}
+	case ImportWebDownload:
+		from = StatusQueued
+		u, err := s.checkImportURI(req.URI)
+		if err != nil {
+			return err
+		}
+		source = func(ctx context.Context) (io.ReadCloser, error) { return s.fetch(ctx, u) }
+	}
+	_, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
+		if img.Status != from {
+			if req.Method == ImportGlanceDirect {
+				return Errorf(ECONFLICT, "Image needs to be staged before 'glance-direct' method can be used")
+			}
+			return Errorf(ECONFLICT, "Image status transition from %s to importing is not allowed", img.Status)
+		}
+		return img.SetStatus(StatusImporting, s.now())
+	})
+	if err != nil {
+		return err
+	}
+	s.startImport(id, source)
+	return nil
+}
+
+// startImport moves an importing image's data from source into the blob
+// store in the background.
+//
+// Once Close has begun no import starts: the image stays importing, and
+// RecoverUploads resumes it at the next start if its data is staged.
+func (s *ImageService) startImport(id string, source func(context.Context) (io.ReadCloser, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.logger.Warn("import not started: the service is closing", "image", id)
+		return
+	}
+	s.imports.Add(1)
+	go func() {
+		defer s.imports.Done()
+		err := s.importData(s.bg, id, source)
+		switch {
+		case err == nil:
+		case s.bg.Err() != nil:
+			// Stopped by Close: the image stays importing with its staged
+			// data, and RecoverUploads resumes it at the next start.
+			s.logger.Warn("import interrupted by shutdown", "image", id)
+		default:
+			s.logger.Error("import failed; image returned to queued", "image", id, "err", err)
+			s.unstage(s.bg, id, StatusImporting)
+		}
+	}()
+}
+
+func (s *ImageService) importData(ctx context.Context, id string, source func(context.Context) (io.ReadCloser, error)) error {
+	src, err := source(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	hr := newHashingReader(src)
+	size, err := s.blobs.Put(ctx, id, hr)
+	if err != nil {
+		return err
+	}
+	_, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
+		if err := img.SetStatus(StatusActive, s.now()); err != nil {
+			return err
+		}
+		img.Size = &size
+		img.VirtualSize = hr.virtualSize(img.DiskFormat, size)
+		img.Checksum = hex.EncodeToString(hr.md5.Sum(nil))
+		img.HashAlgo = "sha512"
+		img.HashValue = hex.EncodeToString(hr.sha512.Sum(nil))
+		return nil
+	})
+	if err != nil {
+		// Deleted while importing: its data must not outlive it.
+		if derr := s.blobs.Delete(context.WithoutCancel(ctx), id); derr != nil && ErrorCode(derr) != ENOTFOUND {
+			s.logger.Error("remove data of an import that did not commit", "image", id, "err", derr)
+		}
+		return err
+	}
+	if err := s.blobs.Delete(context.WithoutCancel(ctx), stagingKey(id)); err != nil && ErrorCode(err) != ENOTFOUND {
+		s.logger.Error("remove staged data of an imported image", "image", id, "err", err)
+	}
+	return nil
+}
+
+// checkImportURI returns the URL of a web-download if it is http or https
+// on an allowed host.
+func (s *ImageService) checkImportURI(uri string) (*url.URL, error) {
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, Errorf(EINVALID, "web-download needs an http or https URI, not %q", uri)
+	}
+	if !s.hostAllowed(u) {
+		return nil, Errorf(EINVALID, "URI for web-download does not pass filtering: %s", u.Redacted())
+	}
+	return u, nil
+}
+
+// hostAllowed reports whether u's host, or host:port, is on the allow-list.
+func (s *ImageService) hostAllowed(u *url.URL) bool {
+	return slices.Contains(s.importHosts, u.Hostname()) || slices.Contains(s.importHosts, u.Host) ||
+		slices.Contains(s.importHosts, net.JoinHostPort(u.Hostname(), u.Port()))
+}
+
+// fetch GETs u, following redirects only to allowed hosts.
+func (s *ImageService) fetch(ctx context.Context, u *url.URL) (io.ReadCloser, error) {
+	client := *s.httpClient
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		if !s.hostAllowed(req.URL) {
+			return fmt.Errorf("redirect to %s, which is not an allowed host", req.URL.Host)
+		}
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+	}
+	return resp.Body, nil
+}
+
+// Close stops the imports running in the background and waits for them;
+// an interrupted import's image returns to queued, or is resumed by
+// RecoverUploads at the next start.
+func (s *ImageService) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopBG()
+	s.imports.Wait()
+}
+
+// errorReader remembers a read error of its source, so that a client
+// that went away can be told from a store that failed.
+type errorReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *errorReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
