@@ -99,6 +99,20 @@ func (db *DB) UserByName(ctx context.Context, name string) (*cloudimage.User, er
 	return &u, nil
 }
 
+// UserByID returns the user with the given ID.
+func (db *DB) UserByID(ctx context.Context, id string) (*cloudimage.User, error) {
+	var u cloudimage.User
+	var created int64
+	err := db.read.QueryRowContext(ctx,
+		`SELECT id, name, password_hash, created_at FROM users WHERE id = ?`, id).
+		Scan(&u.ID, &u.Name, &u.PasswordHash, &created)
+	if err != nil {
+		return nil, notFound(err, "no user with ID %q", id)
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, nil
+}
+
 // AssignRole grants a role; granting it again changes nothing.
 func (db *DB) AssignRole(ctx context.Context, userID, projectID string, role cloudimage.Role) error {
 	_, err := db.write.ExecContext(ctx,
@@ -174,4 +188,16 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, t time.Time) (int64, erro
 		return 0, fmt.Errorf("delete expired tokens: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// DeleteToken removes the token with the given hash.
+func (db *DB) DeleteToken(ctx context.Context, hash string) error {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, hash)
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cloudimage.Errorf(cloudimage.ENOTFOUND, "no such token")
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/cloudimage/cloudimage"
@@ -215,21 +217,29 @@ func (db *DB) UpdateImage(ctx context.Context, id string, fn func(*cloudimage.Im
 	return img, nil
 }
 
-// ListImages returns one page of a project's view in the default order.
-// Each branch of the view (own images, public images of other projects)
-// walks its own keyset index from the cursor and stops after q.Limit
-// rows, so a page deep in the list costs what the first page costs.
+// ListImages returns one page of a project's view: the images q selects,
+// in q's order, strictly after q.After. The view is a union of branches
+// (the project's own images, public ones, community ones, those shared
+// with it); each branch walks from the marker on its own and stops after
+// q.Limit rows, so that in the default order, where each branch has an
+// index in that order, a page deep in the list costs what the first costs.
 func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloudimage.Image, error) {
 	if q.Limit <= 0 {
 		return nil, cloudimage.Errorf(cloudimage.EINVALID, "limit must be positive")
 	}
-	query, args := listQuery(q)
+	query, args, err := listQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	imgs := make([]*cloudimage.Image, 0, min(q.Limit, 1000))
+	if query == "" { // no branch of the view can match
+		return imgs, nil
+	}
 	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	defer rows.Close()
-	imgs := make([]*cloudimage.Image, 0, min(q.Limit, 1000))
 	for rows.Next() {
 		img, err := scanImage(rows)
 		if err != nil {
@@ -248,23 +258,352 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 	return imgs, nil
 }
 
-// listQuery returns the SQL and arguments of ListImages: a union of one
-// keyset walk per branch of the view, each ordered by its own index.
-func listQuery(q cloudimage.ImageQuery) (string, []any) {
-	after, args := "", []any{q.Viewer, q.Limit}
-	if q.After != nil {
-		after = `AND (created_at, id) < (?3, ?4)`
-		args = append(args, micros(q.After.CreatedAt), q.After.ID)
+// qualifiedImageColumns is imageColumns as the alias i names them, for
+// the branches of a list, which may join another table.
+var qualifiedImageColumns = func() string {
+	cols := strings.Split(imageColumns, ",")
+	for i, c := range cols {
+		cols[i] = "i." + strings.TrimSpace(c)
 	}
-	return `SELECT ` + imageColumns + ` FROM (
-		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
-			WHERE owner = ?1 AND deleted_at IS NULL ` + after + `
-			ORDER BY created_at DESC, id DESC LIMIT ?2)
-		UNION ALL
-		SELECT * FROM (SELECT ` + imageColumns + ` FROM images
-			WHERE visibility = 'public' AND deleted_at IS NULL AND owner <> ?1 ` + after + `
-			ORDER BY created_at DESC, id DESC LIMIT ?2)
-	) ORDER BY created_at DESC, id DESC LIMIT ?2`, args
+	return strings.Join(cols, ", ")
+}()
+
+// sortExpr returns the SQL expression that key sorts by, its columns
+// prefixed with prefix ("i." inside a branch, "" outside). Keys come only
+// from this fixed list.
+func sortExpr(key cloudimage.SortKey, prefix string) string {
+	switch key {
+	case cloudimage.SortSize:
+		return "COALESCE(" + prefix + "size, -1)"
+	case cloudimage.SortName, cloudimage.SortStatus, cloudimage.SortContainerFormat,
+		cloudimage.SortDiskFormat, cloudimage.SortID, cloudimage.SortCreatedAt, cloudimage.SortUpdatedAt:
+		return prefix + string(key)
+	}
+	panic("sqlite: unknown sort key " + string(key))
+}
+
+// sortValue returns img's value of key as stored and as sortExpr sorts it.
+func sortValue(img *cloudimage.Image, key cloudimage.SortKey) any {
+	switch key {
+	case cloudimage.SortName:
+		return img.Name
+	case cloudimage.SortStatus:
+		return string(img.Status)
+	case cloudimage.SortContainerFormat:
+		return img.ContainerFormat
+	case cloudimage.SortDiskFormat:
+		return img.DiskFormat
+	case cloudimage.SortSize:
+		if img.Size == nil {
+			return int64(-1)
+		}
+		return *img.Size
+	case cloudimage.SortID:
+		return img.ID
+	case cloudimage.SortCreatedAt:
+		return micros(img.CreatedAt)
+	case cloudimage.SortUpdatedAt:
+		return micros(img.UpdatedAt)
+	}
+	panic("sqlite: unknown sort key " + string(key))
+}
+
+// listSort checks sorts and makes the order total: empty means the
+// default order, a repeated key adds nothing, and an order without id
+// ends with it, in the direction of the last key.
+func listSort(sorts []cloudimage.Sort) ([]cloudimage.Sort, error) {
+	if len(sorts) == 0 {
+		return cloudimage.DefaultSort, nil
+	}
+	out := make([]cloudimage.Sort, 0, len(sorts)+1)
+	for _, s := range sorts {
+		if !s.Key.Valid() {
+			return nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid sort key: %s", s.Key)
+		}
+		if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == s.Key }) {
+			out = append(out, s)
+		}
+	}
+	if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == cloudimage.SortID }) {
+		out = append(out, cloudimage.Sort{Key: cloudimage.SortID, Desc: out[len(out)-1].Desc})
+	}
+	return out, nil
+}
+
+// orderBy returns the ORDER BY list of sorts.
+func orderBy(sorts []cloudimage.Sort, prefix string) string {
+	terms := make([]string, len(sorts))
+	for i, s := range sorts {
+		dir := " ASC"
+		if s.Desc {
+			dir = " DESC"
+		}
+		terms[i] = sortExpr(s.Key, prefix) + dir
+	}
+	return strings.Join(terms, ", ")
+}
+
+// sqlArgs collects the arguments of a statement; arg returns the numbered
+// parameter that binds v, so that text may name one argument many times.
+type sqlArgs []any
+
+func (a *sqlArgs) arg(v any) string {
+	*a = append(*a, v)
+	return "?" + strconv.Itoa(len(*a))
+}
+
+// in returns "expr IN (?, ...)" binding vals.
+func in[T ~string](a *sqlArgs, expr string, vals []T) string {
+	ps := make([]string, len(vals))
+	for i, v := range vals {
+		ps[i] = a.arg(string(v))
+	}
+	return expr + " IN (" + strings.Join(ps, ", ") + ")"
+}
+
+// sqlBool returns the literal of b as SQLite stores it.
+func sqlBool(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// timeOps maps the time filters' operators to SQL.
+var timeOps = map[cloudimage.CompareOp]string{
+	cloudimage.OpEq: "=", cloudimage.OpNeq: "<>", cloudimage.OpGt: ">",
+	cloudimage.OpGte: ">=", cloudimage.OpLt: "<", cloudimage.OpLte: "<=",
+}
+
+// filterConds returns the conditions of f on the images aliased i.
+func filterConds(a *sqlArgs, f cloudimage.ImageFilter) ([]string, error) {
+	var conds []string
+	if len(f.IDs) > 0 {
+		conds = append(conds, in(a, "i.id", f.IDs))
+	}
+	if len(f.Names) > 0 {
+		conds = append(conds, in(a, "i.name", f.Names))
+	}
+	if len(f.Statuses) > 0 {
+		conds = append(conds, in(a, "i.status", f.Statuses))
+	} else {
+		conds = append(conds, "i.status <> '"+string(cloudimage.StatusKilled)+"'")
+	}
+	if len(f.ContainerFormats) > 0 {
+		conds = append(conds, in(a, "i.container_format", f.ContainerFormats))
+	}
+	if len(f.DiskFormats) > 0 {
+		conds = append(conds, in(a, "i.disk_format", f.DiskFormats))
+	}
+	if f.Owner != "" {
+		conds = append(conds, "i.owner = "+a.arg(f.Owner))
+	}
+	// A NULL size fails both comparisons: an image without data has no size.
+	if f.SizeMin != nil {
+		conds = append(conds, "i.size >= "+a.arg(*f.SizeMin))
+	}
+	if f.SizeMax != nil {
+		conds = append(conds, "i.size <= "+a.arg(*f.SizeMax))
+	}
+	// The Booleans choose between fixed texts rather than bind: SQLite
+	// compiles a statement again when a value it planned with is bound,
+	// and it does so for these.
+	if f.Protected != nil {
+		conds = append(conds, "i.protected = "+sqlBool(*f.Protected))
+	}
+	conds = append(conds, "i.hidden = "+sqlBool(f.Hidden != nil && *f.Hidden))
+	for _, tag := range f.Tags {
+		conds = append(conds, "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag = "+a.arg(tag)+")")
+	}
+	for _, k := range slices.Sorted(maps.Keys(f.Properties)) {
+		conds = append(conds, "EXISTS (SELECT 1 FROM json_each(i.properties) p WHERE p.key = "+
+			a.arg(k)+" AND p.value = "+a.arg(f.Properties[k])+")")
+	}
+	for _, tf := range []struct {
+		col     string
+		filters []cloudimage.TimeFilter
+	}{{"i.created_at", f.CreatedAt}, {"i.updated_at", f.UpdatedAt}} {
+		for _, tc := range tf.filters {
+			op, ok := timeOps[tc.Op]
+			if !ok {
+				return nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid operator: %s", tc.Op)
+			}
+			// Compared as stored, in microseconds: a finer filter time is
+			// truncated to its microsecond.
+			conds = append(conds, tf.col+" "+op+" "+a.arg(micros(tc.Time)))
+		}
+	}
+	return conds, nil
+}
+
+// afterCond returns the condition of the rows strictly after marker in
+// the order sorts. One direction throughout is a row-value comparison,
+// which an index in that order answers with a range; mixed directions
+// expand lexicographically, each level bounding its key first:
+// k1 >= v1 AND (k1 > v1 OR (k2 <= v2 AND (k2 < v2 OR ...))).
+func afterCond(a *sqlArgs, sorts []cloudimage.Sort, marker *cloudimage.Image) string {
+	vals := make([]string, len(sorts))
+	exprs := make([]string, len(sorts))
+	mixed := false
+	for i, s := range sorts {
+		vals[i] = a.arg(sortValue(marker, s.Key))
+		exprs[i] = sortExpr(s.Key, "i.")
+		mixed = mixed || s.Desc != sorts[0].Desc
+	}
+	op := func(desc bool) string {
+		if desc {
+			return "<"
+		}
+		return ">"
+	}
+	if !mixed {
+		return "(" + strings.Join(exprs, ", ") + ") " + op(sorts[0].Desc) + " (" + strings.Join(vals, ", ") + ")"
+	}
+	last := len(sorts) - 1
+	cond := exprs[last] + " " + op(sorts[last].Desc) + " " + vals[last]
+	for i := last - 1; i >= 0; i-- {
+		o := op(sorts[i].Desc)
+		cond = exprs[i] + " " + o + "= " + vals[i] + " AND (" + exprs[i] + " " + o + " " + vals[i] + " OR (" + cond + "))"
+	}
+	return "(" + cond + ")"
+}
+
+// listBranch is one part of a list's view.
+type listBranch struct {
+	from string   // "images i", or a join that yields i
+	cond []string // what selects the branch's images
+}
+
+// listQuery returns the SQL and arguments of ListImages, or no SQL when no
+// branch of the view can match. Caller strings only ever reach the
+// statement as bound arguments.
+func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
+	if !q.Visibility.Valid() {
+		return "", nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid visibility value: %s", q.Visibility)
+	}
+	ms := q.MemberStatus
+	if ms == "" {
+		ms = cloudimage.MemberAccepted
+	} else if ms != cloudimage.MemberAny && !ms.Valid() {
+		return "", nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid status value: %s", ms)
+	}
+	sorts, err := listSort(q.Sort)
+	if err != nil {
+		return "", nil, err
+	}
+	var a sqlArgs
+	viewer := a.arg(q.Viewer)
+	// The limit is written out, not bound: SQLite compiles a statement a
+	// second time when a LIMIT it planned with is bound, which would double
+	// the cost of compiling, the larger part of a list's cost. It is an
+	// int, so its text is digits only.
+	limit := strconv.Itoa(q.Limit)
+
+	// The branches. A branch of the viewer's own images is left out when
+	// the owner filter names someone else, and a branch of other projects'
+	// images when it names the viewer: SQLite would walk such a branch's
+	// index to the end to find nothing.
+	mine := q.Filter.Owner == "" || q.Filter.Owner == q.Viewer
+	theirs := q.Filter.Owner != q.Viewer
+	var branches []listBranch
+	own := func(vis ...cloudimage.Visibility) {
+		if mine {
+			cond := []string{"i.owner = " + viewer}
+			for _, v := range vis {
+				cond = append(cond, "i.visibility = '"+string(v)+"'")
+			}
+			branches = append(branches, listBranch{"images i", cond})
+		}
+	}
+	visible := func(v cloudimage.Visibility, othersOnly bool) {
+		cond := []string{"i.visibility = '" + string(v) + "'"}
+		if othersOnly {
+			if !theirs {
+				return
+			}
+			cond = append(cond, "i.owner <> "+viewer)
+		}
+		branches = append(branches, listBranch{"images i", cond})
+	}
+	sharedWithViewer := func() {
+		if !theirs {
+			return
+		}
+		// CROSS JOIN keeps image_members the outer loop: the branch reads
+		// the viewer's memberships rather than every shared image.
+		cond := []string{"m.member = " + viewer}
+		if ms != cloudimage.MemberAny {
+			cond = append(cond, "m.status = "+a.arg(string(ms)))
+		}
+		cond = append(cond, "i.id = m.image_id",
+			"i.visibility = '"+string(cloudimage.VisibilityShared)+"'", "i.owner <> "+viewer)
+		branches = append(branches, listBranch{"image_members m CROSS JOIN images i", cond})
+	}
+	switch q.Visibility {
+	case cloudimage.ListDefault, cloudimage.ListAll:
+		own()
+		visible(cloudimage.VisibilityPublic, true)
+		if q.Visibility == cloudimage.ListAll {
+			visible(cloudimage.VisibilityCommunity, true)
+		}
+		sharedWithViewer()
+	case cloudimage.ListPublic:
+		visible(cloudimage.VisibilityPublic, false)
+	case cloudimage.ListCommunity:
+		visible(cloudimage.VisibilityCommunity, false)
+	case cloudimage.ListShared:
+		own(cloudimage.VisibilityShared)
+		sharedWithViewer()
+	case cloudimage.ListPrivate:
+		own(cloudimage.VisibilityPrivate)
+	}
+	if len(branches) == 0 {
+		return "", nil, nil
+	}
+
+	// The conditions every branch shares, with their arguments bound once.
+	common := []string{"i.deleted_at IS NULL"}
+	filters, err := filterConds(&a, q.Filter)
+	if err != nil {
+		return "", nil, err
+	}
+	common = append(common, filters...)
+	if q.After != nil {
+		common = append(common, afterCond(&a, sorts, q.After))
+	}
+
+	where := func(b listBranch) string {
+		return ` FROM ` + b.from + ` WHERE ` + strings.Join(slices.Concat(b.cond, common), " AND ") +
+			` ORDER BY ` + orderBy(sorts, "i.") + ` LIMIT ` + limit
+	}
+	if len(branches) == 1 {
+		return `SELECT ` + qualifiedImageColumns + where(branches[0]), a, nil
+	}
+	// Several branches: each yields the IDs and sort keys of its first
+	// rows, the union keeps the first of those, and only they are read
+	// whole. Carrying every column through the union costs SQLite more to
+	// compile than the whole query costs to run.
+	keys := make([]string, len(sorts))
+	for i, s := range sorts {
+		keys[i] = sortExpr(s.Key, "i.") + " AS k" + strconv.Itoa(i)
+	}
+	keyOrder := func(prefix string) string {
+		terms := make([]string, len(sorts))
+		for i, s := range sorts {
+			terms[i] = prefix + "k" + strconv.Itoa(i)
+			if s.Desc {
+				terms[i] += " DESC"
+			}
+		}
+		return strings.Join(terms, ", ")
+	}
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = `SELECT * FROM (SELECT i.id, ` + strings.Join(keys, ", ") + where(b) + `)`
+	}
+	return `SELECT ` + qualifiedImageColumns + ` FROM (` + strings.Join(parts, ` UNION ALL `) +
+		` ORDER BY ` + keyOrder("") + ` LIMIT ` + limit + `) p CROSS JOIN images i ON i.id = p.id` +
+		` ORDER BY ` + keyOrder("p."), a, nil
 }
 
 // ImagesInStatus returns up to limit images in status, oldest first.
