@@ -68,7 +68,9 @@ func (s *Server) statusAndMessage(w http.ResponseWriter, r *http.Request, err er
 		status, msg = he.status, he.message
 	}
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL+"/identity/v2.0"))
+		// Keystone's unversioned root, as keystonemiddleware sends it:
+		// clients discover v3 and v2.0 from there.
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL+"/identity"))
 	}
 	return status, msg
 }

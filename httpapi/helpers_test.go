@@ -132,10 +132,11 @@ func copySeed(t testing.TB, dir string) string {
 }
 
 // newEnv starts a test HTTP server whose public URL is its own address.
-func newEnv(t testing.TB) *env {
+// Its image service has the default (nhn) profile unless opts say otherwise.
+func newEnv(t testing.TB, opts ...cloudimage.ServiceOption) *env {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
-	e := buildEnv(t, "http://"+ts.Listener.Addr().String())
+	e := buildEnv(t, "http://"+ts.Listener.Addr().String(), opts...)
 	ts.Config.Handler = e.handler
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -145,7 +146,7 @@ func newEnv(t testing.TB) *env {
 
 // buildEnv opens the stores and the services and builds the server, with
 // no listener: benchmarks and fuzz tests call its handler directly.
-func buildEnv(t testing.TB, publicURL string) *env {
+func buildEnv(t testing.TB, publicURL string, opts ...cloudimage.ServiceOption) *env {
 	t.Helper()
 	logs := &logCapture{}
 	// Registered first, so it runs last, once the server is closed.
@@ -169,7 +170,7 @@ func buildEnv(t testing.TB, publicURL string) *env {
 		db:       db,
 		blobs:    blobs,
 		blobDir:  blobDir,
-		images:   cloudimage.NewImageService(db, blobs, logger),
+		images:   cloudimage.NewImageService(db, blobs, logger, opts...),
 		identity: cloudimage.NewIdentityService(db, testTTL),
 		url:      publicURL,
 		logs:     logs,
@@ -180,6 +181,7 @@ func buildEnv(t testing.TB, publicURL string) *env {
 		Images: e.images, Identity: e.identity, PublicURL: publicURL, Logger: logger,
 	})
 	e.handler = e.srv.Handler()
+	t.Cleanup(e.images.Close)
 	return e
 }
 
@@ -370,12 +372,19 @@ func (e *env) createImage(t testing.TB, token string, fields map[string]any) map
 	return decodeObject(t, body)
 }
 
-// newImage creates a raw/bare image named name with extra fields.
+// newImage creates a raw/bare image named name with extra fields. It has
+// what the nhn profile asks for: an os_type, and leave to download its data.
+// An extra field with the value nil is left out.
 func (e *env) newImage(t testing.TB, token, name string, extra ...any) string {
 	t.Helper()
-	fields := map[string]any{"name": name, "disk_format": "raw", "container_format": "bare"}
+	fields := map[string]any{"name": name, "disk_format": "raw", "container_format": "bare",
+		"os_type": "linux", "nhncloud_allow_download": "true"}
 	for i := 0; i+1 < len(extra); i += 2 {
-		fields[extra[i].(string)] = extra[i+1]
+		if extra[i+1] == nil {
+			delete(fields, extra[i].(string))
+		} else {
+			fields[extra[i].(string)] = extra[i+1]
+		}
 	}
 	return e.createImage(t, token, fields)["id"].(string)
 }

@@ -4,22 +4,29 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cloudimage/cloudimage"
 )
 
-// The OpenStack Image API v2 face (Glance's shapes and statuses).
-// TODO(#3): the rest of v2: list, PATCH, tags, members, actions, import, schemas.
+// The OpenStack Image API v2 face (Glance's shapes and statuses): images
+// here, the list in list.go, PATCH in patch.go, version discovery and
+// schemas in versions.go and schemas.go.
 
 func (s *Server) imageRoutes(mux *http.ServeMux) {
+	s.versionRoutes(mux)
+	s.schemaRoutes(mux)
+	mux.Handle("GET /v2/images", s.image(s.listImages))
 	mux.Handle("POST /v2/images", s.image(s.createImage))
 	mux.Handle("GET /v2/images/{id}", s.image(s.showImage))
+	mux.Handle("PATCH /v2/images/{id}", s.image(s.updateImage))
 	mux.Handle("DELETE /v2/images/{id}", s.image(s.deleteImage))
 	mux.Handle("PUT /v2/images/{id}/file", s.image(s.uploadImage))
 	mux.Handle("GET /v2/images/{id}/file", s.image(s.downloadImage))
@@ -164,6 +171,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request, c *cloudima
 		return err
 	}
 	w.Header().Set("Location", s.publicURL+"/v2/images/"+img.ID)
+	w.Header().Set("OpenStack-Image-Import-Methods", strings.Join(s.images.ImportMethods(), ","))
 	writeJSON(w, http.StatusCreated, v2Image(img))
 	return nil
 }
@@ -216,15 +224,78 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudi
 		return nil
 	}
 	defer data.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	// Glance's clients read Content-MD5 as the hex md5 of the whole image,
-	// so it goes only with whole-image responses.
-	if r.Header.Get("Range") == "" {
-		w.Header().Set("Content-MD5", img.Checksum)
+	size, err := data.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = data.Seek(0, io.SeekStart)
 	}
+	if err != nil {
+		return fmt.Errorf("size of image %s data: %w", img.ID, err)
+	}
+	if rg := r.Header.Get("Range"); rg != "" {
+		r.Header.Set("Range", satisfiableRanges(rg, size))
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", strconv.Quote(img.Checksum))
-	http.ServeContent(w, r, "", time.Time{}, data)
+	http.ServeContent(&wholeImageMD5{ResponseWriter: w, md5: img.Checksum}, r, "", time.Time{}, data)
 	return nil
+}
+
+// satisfiableRanges drops the suffix ranges of length zero ("bytes=-0")
+// from a Range header: RFC 9110 calls them unsatisfiable, but net/http
+// would answer them with an empty 206. When no range is left, the header
+// becomes one that starts at the end of the data, which net/http answers
+// with 416 (and still ignores when If-Range says the data changed).
+func satisfiableRanges(header string, size int64) string {
+	specs, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return header
+	}
+	var kept []string
+	dropped := false
+	for spec := range strings.SplitSeq(specs, ",") {
+		start, end, _ := strings.Cut(strings.TrimSpace(spec), "-")
+		n, err := strconv.ParseInt(strings.TrimSpace(end), 10, 64)
+		if strings.TrimSpace(start) == "" && err == nil && n == 0 {
+			dropped = true
+			continue
+		}
+		kept = append(kept, spec)
+	}
+	switch {
+	case !dropped:
+		return header
+	case len(kept) == 0:
+		return "bytes=" + strconv.FormatInt(size, 10) + "-"
+	}
+	return "bytes=" + strings.Join(kept, ",")
+}
+
+// wholeImageMD5 adds Content-MD5 to a 200 response. Glance's clients read
+// it as the md5 of the whole image, so a 206 or 416 must not carry it.
+type wholeImageMD5 struct {
+	http.ResponseWriter
+	md5         string
+	wroteHeader bool
+}
+
+func (w *wholeImageMD5) WriteHeader(code int) {
+	if !w.wroteHeader && code == http.StatusOK && w.md5 != "" {
+		w.Header().Set("Content-MD5", w.md5)
+	}
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *wholeImageMD5) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *wholeImageMD5) Unwrap() http.ResponseWriter {
+	return w.ResponseWriter
 }
 
 // uploadIdleTimeout is how long an upload may go without receiving a byte

@@ -7,14 +7,16 @@ import (
 	"github.com/cloudimage/cloudimage"
 )
 
-// The identity face: Keystone v2.0 tokens, enough for OpenStack clients
-// and NHN Cloud's IaaS token API.
+// The identity face: Keystone v2.0 and v3 tokens, enough for OpenStack
+// clients and NHN Cloud's IaaS token API. v3 is in keystone_v3.go.
 
 func (s *Server) keystoneRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /identity", s.keystone(s.keystoneVersions))
 	mux.Handle("GET /identity/{$}", s.keystone(s.keystoneVersions))
 	mux.Handle("GET /identity/v2.0/{$}", s.keystone(s.keystoneVersionV2))
 	mux.Handle("GET /identity/v2.0", s.keystone(s.keystoneVersionV2))
 	mux.Handle("POST /identity/v2.0/tokens", s.keystone(s.keystoneIssueToken))
+	s.keystoneV3Routes(mux)
 }
 
 // keystone adapts an identity handler that returns an error.
@@ -38,9 +40,11 @@ func (s *Server) keystoneV2Version() map[string]any {
 	}
 }
 
+// keystoneVersions lists the identity versions, the newest first, as
+// Keystone's root does: clients pick v3 from it.
 func (s *Server) keystoneVersions(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusMultipleChoices, map[string]any{
-		"versions": map[string]any{"values": []any{s.keystoneV2Version()}},
+		"versions": map[string]any{"values": []any{s.keystoneV3Version(), s.keystoneV2Version()}},
 	})
 	return nil
 }

@@ -125,8 +125,8 @@ func TestKeystoneIssueToken(t *testing.T) {
 	member := e.user(t, e.a, cloudimage.RoleMember)
 	e.user(t, e.b, cloudimage.RoleAdmin)
 	adminB := e.token(t, e.b, cloudimage.RoleAdmin)
-	bPublic := e.newImage(t, adminB, "b-public", "visibility", "public")
-	bPrivate := e.newImage(t, adminB, "b-private", "visibility", "private")
+	bPublic := e.newImage(t, adminB, "b-public", "visibility", "public", "os_type", "linux")
+	bPrivate := e.newImage(t, adminB, "b-private", "visibility", "private", "os_type", "linux")
 
 	byID := e.keystoneToken(t, keystoneBody("tenantId", e.a.ID, member, testPassword), e.a, cloudimage.RoleMember)
 	byName := e.keystoneToken(t, keystoneBody("tenantName", e.a.Name, member, testPassword), e.a, cloudimage.RoleMember)
@@ -143,7 +143,7 @@ func TestKeystoneIssueToken(t *testing.T) {
 		// ...not on another project's appkey...
 		e.nhnFail(t, "GET", imagesPath(e.b), tok, -3)
 		// ...and on v2, with the project's view.
-		id := e.newImage(t, tok, "made with a v2.0 token")
+		id := e.newImage(t, tok, "made with a v2.0 token", "os_type", "linux")
 		if got := e.getImage(t, tok, id)["owner"]; got != e.a.ID {
 			t.Errorf("owner %v, want %s", got, e.a.ID)
 		}
@@ -215,6 +215,7 @@ func TestKeystoneVersions(t *testing.T) {
 		path   string
 		status int
 	}{
+		{"/identity", http.StatusMultipleChoices},
 		{"/identity/", http.StatusMultipleChoices},
 		{"/identity/v2.0", http.StatusOK},
 		{"/identity/v2.0/", http.StatusOK},

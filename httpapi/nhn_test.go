@@ -331,7 +331,8 @@ func TestNHNListShape(t *testing.T) {
 		},
 		plain: {
 			"diskFormat": `"raw"`, "isPublic": `false`, "minDisk": `0`, "minRam": `0`,
-			"name": `"plain"`, "properties": `{}`, "protected": `false`, "size": `0`,
+			"name": `"plain"`, "properties": `{"nhncloud_allow_download":"true","os_type":"linux"}`,
+			"protected": `false`, "size": `0`,
 			"status": `"queued"`,
 		},
 	}

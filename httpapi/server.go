@@ -85,6 +85,8 @@ func (s *Server) routes() http.Handler {
 	s.nhnRoutes(mux)
 	s.keystoneRoutes(mux)
 	s.imageRoutes(mux)
+	s.memberRoutes(mux)
+	s.actionRoutes(mux)
 	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(mux))))
 }
 
