@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloudimage/cloudimage"
@@ -81,7 +85,8 @@ func TestAdminCommands(t *testing.T) {
 	if err := os.WriteFile(f, []byte("raw disk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli(t, bob, "image", "upload", f); cloudimage.ErrorCode(err) != cloudimage.EFORBIDDEN {
+	_, err := cli(t, bob, "image", "upload", "--os-type", "linux", f)
+	if cloudimage.ErrorCode(err) != cloudimage.EFORBIDDEN {
 		t.Errorf("upload as a reader: %v, want forbidden", err)
 	}
 
@@ -147,9 +152,10 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestMainReportsResultCode runs the built binary with a wrong password:
-// it must exit non-zero and name the result code on stderr.
-func TestMainReportsResultCode(t *testing.T) {
+// TestMainReportsErrors runs the built binary with a wrong password and
+// with an unknown profile: it must exit non-zero and say why on stderr,
+// with the result code for the server's refusal.
+func TestMainReportsErrors(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -169,27 +175,37 @@ func TestMainReportsResultCode(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(bin, "token", "issue")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CLOUDIMAGE_") {
-			cmd.Env = append(cmd.Env, kv)
+	fails := func(want string, env []string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CLOUDIMAGE_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("cloudimage %v: %v, want exit status 1", args, err)
+		}
+		if got := stderr.String(); !strings.HasPrefix(got, want) {
+			t.Errorf("cloudimage %v: stderr = %q, want it to start with %q", args, got, want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("cloudimage %v: stdout = %q, want nothing", args, stdout.String())
 		}
 	}
-	cmd.Env = append(cmd.Env, "CLOUDIMAGE_URL="+s.URL, "CLOUDIMAGE_APPKEY="+s.AppKey,
-		"CLOUDIMAGE_USERNAME=admin", "CLOUDIMAGE_PASSWORD=wrong")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("cloudimage token issue with a wrong password: %v, want exit status 1", err)
-	}
-	if got := stderr.String(); !strings.HasPrefix(got, "cloudimage: error -3: Permission denied") {
-		t.Errorf("stderr = %q, want it to start with %q", got, "cloudimage: error -3: Permission denied")
-	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout = %q, want nothing", stdout.String())
-	}
+	fails("cloudimage: error -3: Permission denied",
+		[]string{"CLOUDIMAGE_URL=" + s.URL, "CLOUDIMAGE_APPKEY=" + s.AppKey,
+			"CLOUDIMAGE_USERNAME=admin", "CLOUDIMAGE_PASSWORD=wrong"},
+		"token", "issue")
+	fails("cloudimage: unknown profile \"glance\": use nhn or openstack\n", nil,
+		"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--profile", "glance")
+	fails("cloudimage: unknown profile \"NHN\": use nhn or openstack\n", []string{"CLOUDIMAGE_PROFILE=NHN"},
+		"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0")
 }
 
 // TestRestart stops a server and starts another on the same data
@@ -200,6 +216,7 @@ func TestRestart(t *testing.T) {
 	c := first.adminClient(t)
 	img, err := c.CreateImage(t.Context(), map[string]any{
 		"name": "kept", "disk_format": "raw", "container_format": "bare",
+		"os_type": "linux", "nhncloud_allow_download": "true",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -318,4 +335,112 @@ func TestCLIEdges(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(empty, "cloudimage.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("project list created a database in an empty directory (%v)", err)
 	}
+}
+
+// TestAdminCommandsBesideBusyServer does what scripts/tempest.sh does:
+// with a server running on the data directory and writing to its
+// database, it creates projects and member users offline, then gets
+// Keystone v3 tokens for them by name and creates images with those.
+func TestAdminCommandsBesideBusyServer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir(), map[string]string{"CLOUDIMAGE_ADMIN_PASSWORD": testAdminPassword},
+		"--profile", "openstack")
+	admin := s.adminClient(t)
+
+	// The server keeps writing while the admin commands run.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	defer stopOnce.Do(func() { close(stop) })
+	written := make(chan error, 1)
+	ctx := t.Context()
+	go func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				if n == 0 {
+					written <- errors.New("no image was written")
+				}
+				close(written)
+				return
+			default:
+			}
+			img, err := admin.CreateImage(ctx, map[string]any{
+				"name": "busy", "disk_format": "raw", "container_format": "bare",
+			})
+			if err == nil {
+				err = admin.DeleteImage(ctx, img.ID)
+			}
+			if err != nil {
+				written <- err
+				close(written)
+				return
+			}
+		}
+	}()
+
+	type account struct{ project, tenantID, user, password string }
+	var accounts []account
+	for i := range 2 {
+		a := account{project: fmt.Sprint("tempest-project-", i), user: fmt.Sprint("tempest-user-", i),
+			password: fmt.Sprint("tempest-pw-", i)}
+		out := cliOK(t, nil, "--data-dir", s.DataDir, "project", "create", a.project)
+		m := tenantRE.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("project create printed\n%s\nwant a tenant id", out)
+		}
+		a.tenantID = m[1]
+		cliOK(t, nil, "--data-dir", s.DataDir, "user", "create", "--project", a.project,
+			"--role", "member", "--password", a.password, a.user)
+		accounts = append(accounts, a)
+	}
+	stopOnce.Do(func() { close(stop) })
+	if err := <-written; err != nil {
+		t.Fatalf("the server's writes beside the admin commands: %v", err)
+	}
+
+	for _, a := range accounts {
+		c := testClient(s.URL)
+		c.Token = keystoneV3Token(t, s.URL, a.user, a.password, a.project)
+		img, err := c.CreateImage(t.Context(), map[string]any{
+			"name": a.user, "disk_format": "raw", "container_format": "bare",
+		})
+		if err != nil {
+			t.Fatalf("create an image as %s: %v", a.user, err)
+		}
+		if img.Owner != a.tenantID {
+			t.Errorf("%s's image is owned by %s, want %s", a.user, img.Owner, a.tenantID)
+		}
+	}
+}
+
+// keystoneV3Token gets a project-scoped token by password through
+// Keystone v3, naming the user and project in the Default domain as
+// tempest does.
+func keystoneV3Token(t *testing.T, url, user, password, project string) string {
+	t.Helper()
+	domain := map[string]string{"name": "Default"}
+	body, err := json.Marshal(map[string]any{"auth": map[string]any{
+		"identity": map[string]any{
+			"methods": []string{"password"},
+			"password": map[string]any{"user": map[string]any{
+				"name": user, "password": password, "domain": domain,
+			}},
+		},
+		"scope": map[string]any{"project": map[string]any{"name": project, "domain": domain}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testClient(url)
+	resp, err := c.HTTP.Post(url+"/identity/v3/auth/tokens", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	tok := resp.Header.Get("X-Subject-Token")
+	if resp.StatusCode != http.StatusCreated || tok == "" {
+		t.Fatalf("Keystone v3 token for %s in %s: %s, token %q\n%s", user, project, resp.Status, tok, msg)
+	}
+	return tok
 }

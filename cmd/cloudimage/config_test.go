@@ -63,12 +63,11 @@ func TestConfiguration(t *testing.T) {
 		t.Errorf("got %d request lines for the one list, want 1:\n%s", n, log)
 	}
 
-	// Defaults when nothing is set.
+	// Defaults when nothing is set: NHN Cloud's rules and page sizes, and
+	// no web-download.
 	d := startServer(t, t.TempDir(), nil)
+	checkImportMethods(t, d.adminClient(t), "glance-direct")
 	d.Stop(t)
-	for _, want := range []string{"token_ttl=12h0m0s", "region=RegionOne", "public_url=" + d.URL} {
-		if !strings.Contains(d.Stderr.String(), want) {
-			t.Errorf("default config log lacks %q:\n%s", want, d.Stderr)
-		}
-	}
+	checkConfigLog(t, d, "token_ttl=12h0m0s", "region=RegionOne", "public_url="+d.URL,
+		"profile=nhn", "default_page_size=100", "max_page_size=1000", `import_allowed_hosts=""`)
 }

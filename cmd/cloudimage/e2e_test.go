@@ -147,7 +147,10 @@ func TestImageLifecycle(t *testing.T) {
 		if i == 0 {
 			uploadEnv = env
 		}
-		got := fields(cliOK(t, uploadEnv, "image", "upload", u.path))
+		// The default profile is NHN Cloud's: os_type is required, and
+		// only an image that allows it may be downloaded.
+		got := fields(cliOK(t, uploadEnv, "image", "upload", "--os-type", "linux",
+			"--property", "nhncloud_allow_download=true", u.path))
 		u.id = got["id"]
 		checkUploaded(t, s, u, got)
 	}
@@ -200,16 +203,18 @@ func checkUploaded(t *testing.T, s *testServer, u *upload, got map[string]string
 	md5Sum := md5.Sum(u.data)
 	sha512Sum := sha512.Sum512(u.data)
 	want := map[string]string{
-		"name":             filepath.Base(u.path),
-		"status":           "active",
-		"visibility":       "shared",
-		"disk_format":      u.format,
-		"container_format": "bare",
-		"size":             strconv.Itoa(len(u.data)),
-		"checksum":         hex.EncodeToString(md5Sum[:]),
-		"os_hash_algo":     "sha512",
-		"os_hash_value":    hex.EncodeToString(sha512Sum[:]),
-		"owner":            s.TenantID,
+		"name":                    filepath.Base(u.path),
+		"status":                  "active",
+		"visibility":              "shared",
+		"disk_format":             u.format,
+		"container_format":        "bare",
+		"size":                    strconv.Itoa(len(u.data)),
+		"checksum":                hex.EncodeToString(md5Sum[:]),
+		"os_hash_algo":            "sha512",
+		"os_hash_value":           hex.EncodeToString(sha512Sum[:]),
+		"owner":                   s.TenantID,
+		"os_type":                 "linux",
+		"nhncloud_allow_download": "true",
 	}
 	for k, v := range want {
 		if got[k] != v {

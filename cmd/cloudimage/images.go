@@ -47,7 +47,7 @@ func imageCommand(e *env) *cobra.Command {
 }
 
 func imageUploadCommand(e *env) *cobra.Command {
-	var name, diskFormat, containerFormat, visibility string
+	var name, diskFormat, containerFormat, visibility, osType string
 	var props []string
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
@@ -75,6 +75,9 @@ func imageUploadCommand(e *env) *cobra.Command {
 			if visibility != "" {
 				attrs["visibility"] = visibility
 			}
+			if osType != "" {
+				attrs["os_type"] = osType
+			}
 			for _, p := range props {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok {
@@ -88,7 +91,7 @@ func imageUploadCommand(e *env) *cobra.Command {
 			}
 			img, err := c.CreateImage(cmd.Context(), attrs)
 			if err != nil {
-				return err
+				return createError(err, attrs)
 			}
 			var body io.Reader = f
 			if isTerminal(e.stderr) {
@@ -110,8 +113,19 @@ func imageUploadCommand(e *env) *cobra.Command {
 	fl.StringVar(&diskFormat, "disk-format", "", "disk format (default: guessed from the file's header)")
 	fl.StringVar(&containerFormat, "container-format", "bare", "container format")
 	fl.StringVar(&visibility, "visibility", "", "private or shared; public and community for admins")
+	fl.StringVar(&osType, "os-type", "", "linux or windows (required by the nhn profile)")
 	fl.StringArrayVar(&props, "property", nil, "extra property KEY=VALUE (repeatable)")
 	return cmd
+}
+
+// createError adds to a refusal for a missing os_type the flag that gives
+// one: the server names the property, not the command's way to set it.
+func createError(err error, attrs map[string]any) error {
+	if _, given := attrs["os_type"]; given || cloudimage.ErrorCode(err) != cloudimage.EINVALID ||
+		!strings.Contains(err.Error(), "os_type") {
+		return err
+	}
+	return fmt.Errorf("%w; set it with --os-type", err)
 }
 
 // detectFormat guesses the disk format from the file's header and

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,24 +31,54 @@ type serveConfig struct {
 	LogFormat string
 
 	ShutdownTimeout time.Duration
+
+	Profile      string
+	DefaultLimit int // 0: the profile's
+	MaxLimit     int // 0: the profile's
+	ImportHosts  []string
 }
 
 func serveCommand(e *env, dataDir *string) *cobra.Command {
 	var cfg serveConfig
-	// A bad CLOUDIMAGE_TOKEN_TTL is an error when serve runs, not a silent
-	// fall back to the default.
-	ttl, ttlErr := time.ParseDuration(e.or("CLOUDIMAGE_TOKEN_TTL", cloudimage.DefaultTokenTTL.String()))
-	if ttlErr != nil {
-		ttlErr = fmt.Errorf("CLOUDIMAGE_TOKEN_TTL: %w", ttlErr)
+	envErrs := map[string]error{} // by the flag that overrides the variable
+	ttl, err := time.ParseDuration(e.or("CLOUDIMAGE_TOKEN_TTL", cloudimage.DefaultTokenTTL.String()))
+	if err != nil {
+		envErrs["token-ttl"] = fmt.Errorf("CLOUDIMAGE_TOKEN_TTL: %w", err)
+	}
+	envInt := func(name, flag string) int {
+		v, err := strconv.Atoi(e.or(name, "0"))
+		if err != nil {
+			envErrs[flag] = fmt.Errorf("%s: not an integer: %w", name, err)
+		}
+		return v
+	}
+	defaultLimit := envInt("CLOUDIMAGE_DEFAULT_PAGE_SIZE", "default-page-size")
+	maxLimit := envInt("CLOUDIMAGE_MAX_PAGE_SIZE", "max-page-size")
+	var importHosts []string
+	if v := e.getenv("CLOUDIMAGE_IMPORT_ALLOWED_HOSTS"); v != "" {
+		importHosts = strings.Split(v, ",")
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the image service",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if ttlErr != nil && !cmd.Flags().Changed("token-ttl") {
-				return ttlErr
+			// A bad environment variable is an error when serve runs, not
+			// a silent fall back to the default, unless its flag is given.
+			var errs []error
+			for _, flag := range slices.Sorted(maps.Keys(envErrs)) {
+				if !cmd.Flags().Changed(flag) {
+					errs = append(errs, envErrs[flag])
+				}
 			}
+			if len(errs) > 0 {
+				return errors.Join(errs...)
+			}
+			hosts, err := importHostList(cfg.ImportHosts)
+			if err != nil {
+				return err
+			}
+			cfg.ImportHosts = hosts
 			cfg.DataDir = *dataDir
 			return serve(cmd.Context(), e, cfg)
 		},
@@ -63,7 +97,56 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 		"debug, info, warn or error (CLOUDIMAGE_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", e.or("CLOUDIMAGE_LOG_FORMAT", "text"),
 		"text or json (CLOUDIMAGE_LOG_FORMAT)")
+	f.StringVar(&cfg.Profile, "profile", e.or("CLOUDIMAGE_PROFILE", cloudimage.ProfileNHN.Name),
+		"API rules: nhn (NHN Cloud) or openstack (upstream Glance) (CLOUDIMAGE_PROFILE)")
+	f.IntVar(&cfg.DefaultLimit, "default-page-size", defaultLimit,
+		"images in a v2 list page that asks for no limit; 0 for the profile's, "+
+			"capped by the maximum (CLOUDIMAGE_DEFAULT_PAGE_SIZE)")
+	f.IntVar(&cfg.MaxLimit, "max-page-size", maxLimit,
+		"most images in a v2 list page; 0 for the profile's (CLOUDIMAGE_MAX_PAGE_SIZE)")
+	f.StringSliceVar(&cfg.ImportHosts, "import-allowed-hosts", importHosts,
+		"hosts (name or host:port) web-download imports may fetch from; none disables web-download "+
+			"(CLOUDIMAGE_IMPORT_ALLOWED_HOSTS)")
 	return cmd
+}
+
+// setPageSizes puts the page sizes given into p; 0 keeps the profile's.
+// A maximum below the profile's default lowers that default with it, but
+// a default given above the maximum is an error.
+func setPageSizes(p *cloudimage.Profile, def, most int) error {
+	if def < 0 || most < 0 {
+		return fmt.Errorf("page sizes must be positive, or 0 for the profile's: default %d, maximum %d", def, most)
+	}
+	if most != 0 {
+		p.MaxLimit = most
+	}
+	switch {
+	case def != 0:
+		p.DefaultLimit = def
+	case p.DefaultLimit > p.MaxLimit:
+		p.DefaultLimit = p.MaxLimit
+	}
+	if p.DefaultLimit > p.MaxLimit {
+		return fmt.Errorf("the default page size (%d) is above the maximum (%d)", p.DefaultLimit, p.MaxLimit)
+	}
+	return nil
+}
+
+// importHostList returns the web-download hosts given, trimmed and
+// without empty entries; a URL or a path where a host belongs is an error.
+func importHostList(given []string) ([]string, error) {
+	var hosts []string
+	for _, h := range given {
+		h = strings.TrimSpace(h)
+		switch {
+		case h == "":
+			continue
+		case strings.ContainsAny(h, "/?#@ "):
+			return nil, fmt.Errorf("import allowed hosts: %q is not a host or host:port", h)
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
 }
 
 func newLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
@@ -115,6 +198,13 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if cfg.TokenTTL <= 0 {
 		return fmt.Errorf("token TTL must be positive, not %s", cfg.TokenTTL)
 	}
+	profile, err := cloudimage.ProfileByName(cfg.Profile)
+	if err != nil {
+		return err
+	}
+	if err := setPageSizes(&profile, cfg.DefaultLimit, cfg.MaxLimit); err != nil {
+		return err
+	}
 	db, blobs, err := openStores(ctx, cfg.DataDir)
 	if err != nil {
 		return err
@@ -131,7 +221,10 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		printBootstrap(e, boot, adminPassword != "")
 	}
 
-	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"))
+	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"),
+		cloudimage.WithProfile(profile), cloudimage.WithImportHosts(cfg.ImportHosts...))
+	// Imports in the background stop before the database closes.
+	defer images.Close()
 	if _, err := images.RecoverUploads(ctx); err != nil {
 		return fmt.Errorf("recover interrupted uploads: %w", err)
 	}
@@ -147,7 +240,10 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	}
 	cfg.PublicURL = srv.PublicURL()
 	logger.Info("config", "data_dir", cfg.DataDir, "listen", cfg.Listen, "public_url", cfg.PublicURL,
-		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region, "log_level", cfg.LogLevel,
+		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
+		"log_level", cfg.LogLevel,
+		"profile", profile.Name, "default_page_size", profile.DefaultLimit, "max_page_size", profile.MaxLimit,
+		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","),
 		"admin_password_from_env", adminPassword != "")
 	logger.Info("listening", "addr", srv.Addr().String())
 

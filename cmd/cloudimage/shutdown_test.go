@@ -22,7 +22,9 @@ func TestShutdownDuringUpload(t *testing.T) {
 	env := map[string]string{"CLOUDIMAGE_ADMIN_PASSWORD": testAdminPassword}
 	s := startServer(t, dir, env, "--shutdown-timeout", "500ms")
 	c := s.adminClient(t)
-	img, err := c.CreateImage(t.Context(), map[string]any{"name": "stalled", "disk_format": "raw", "container_format": "bare"})
+	img, err := c.CreateImage(t.Context(), map[string]any{
+		"name": "stalled", "disk_format": "raw", "container_format": "bare", "os_type": "linux",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,9 @@ func TestRestartRecoversSavingImages(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"CLOUDIMAGE_ADMIN_PASSWORD": testAdminPassword}
 	s := startServer(t, dir, env)
-	img, err := s.adminClient(t).CreateImage(t.Context(), map[string]any{"name": "killed", "disk_format": "raw", "container_format": "bare"})
+	img, err := s.adminClient(t).CreateImage(t.Context(), map[string]any{
+		"name": "killed", "disk_format": "raw", "container_format": "bare", "os_type": "linux",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
