@@ -161,7 +161,8 @@ log "created $NACCOUNTS projects and member users"
 
 # --- 4. tempest workspace and configuration -----------------------------------
 WS="$WORK/ws"
-tempest init --workspace-path "$WORK/workspace.yaml" --name cloudimage "$WS" >/dev/null
+# tempest writes a tempest.log into the directory it runs in.
+(cd "$WORK" && tempest init --workspace-path "$WORK/workspace.yaml" --name cloudimage "$WS" >/dev/null)
 cp "$ACCOUNTS" "$WS/etc/accounts.yaml"
 CONF="$WS/etc/tempest.conf"
 cat >"$CONF" <<EOF
