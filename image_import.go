@@ -2,7 +2,6 @@ package cloudimage
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -191,22 +190,7 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 	if err != nil {
 		return err
 	}
-	_, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
-		if err := img.SetStatus(StatusActive, s.now()); err != nil {
-			return err
-		}
-		img.Size = &size
-		img.VirtualSize = hr.virtualSize(img.DiskFormat, size)
-		img.Checksum = hex.EncodeToString(hr.md5.Sum(nil))
-		img.HashAlgo = "sha512"
-		img.HashValue = hex.EncodeToString(hr.sha512.Sum(nil))
-		return nil
-	})
-	if err != nil {
-		// Deleted while importing: its data must not outlive it.
-		if derr := s.blobs.Delete(context.WithoutCancel(ctx), id); derr != nil && ErrorCode(derr) != ENOTFOUND {
-			s.logger.Error("remove data of an import that did not commit", "image", id, "err", derr)
-		}
+	if _, err := s.activate(ctx, id, size, hr); err != nil {
 		return err
 	}
 	if err := s.blobs.Delete(context.WithoutCancel(ctx), stagingKey(id)); err != nil && ErrorCode(err) != ENOTFOUND {

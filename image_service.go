@@ -410,7 +410,16 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		}
 		return nil, fmt.Errorf("store data of image %s: %w", id, err)
 	}
-	img, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
+	return s.activate(ctx, id, size, hr)
+}
+
+// activate makes an image whose data is now stored under its ID active,
+// with the size and hashes hr took of that data, in one transaction. If
+// that fails (the image was deleted while its data streamed, or the
+// commit failed) the data is removed: it must not outlive the call.
+func (s *ImageService) activate(ctx context.Context, id string, size int64, hr *hashingReader) (*Image, error) {
+	ctx = context.WithoutCancel(ctx)
+	img, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
 		if err := img.SetStatus(StatusActive, s.now()); err != nil {
 			return err
 		}
@@ -422,10 +431,8 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		return nil
 	})
 	if err != nil {
-		// The image was deleted while its data streamed, or the commit
-		// failed: either way the data must not outlive this call.
-		if derr := s.blobs.Delete(context.WithoutCancel(ctx), id); derr != nil && ErrorCode(derr) != ENOTFOUND {
-			s.logger.Error("remove data of an upload that did not commit", "image", id, "err", derr)
+		if derr := s.blobs.Delete(ctx, id); derr != nil && ErrorCode(derr) != ENOTFOUND {
+			s.logger.Error("remove data that did not become active", "image", id, "err", derr)
 		}
 		return nil, err
 	}

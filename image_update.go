@@ -2,6 +2,7 @@ package cloudimage
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 )
@@ -35,22 +36,36 @@ func mayChange(c *Caller, img *Image) error {
 // cannot see is ENOTFOUND; one it sees but does not own is EFORBIDDEN.
 // Nothing is written unless every change is valid.
 func (s *ImageService) Update(ctx context.Context, c *Caller, id string, u ImageUpdate) (*Image, error) {
-	if _, err := s.Get(ctx, c, id); err != nil {
+	return s.change(ctx, c, id, func(img *Image) error {
+		return s.apply(c, img, u)
+	})
+}
+
+// change applies fn, in one transaction, to an image of the caller's
+// project that the caller may change, and moves its updated_at. An image
+// the caller cannot see is ENOTFOUND, one it sees but may not change
+// EFORBIDDEN. If fn returns errNoChange nothing is written and the image
+// is returned as it is.
+func (s *ImageService) change(ctx context.Context, c *Caller, id string, fn func(*Image) error) (*Image, error) {
+	img, err := s.Get(ctx, c, id)
+	if err != nil {
 		return nil, err
 	}
-	return s.images.UpdateImage(ctx, id, func(img *Image) error {
+	written, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
 		if img.Deleted() {
 			return Errorf(ENOTFOUND, "No image found with ID %s", id)
-		}
-		if err := mayChange(c, img); err != nil {
+		} else if err := mayChange(c, img); err != nil {
 			return err
-		}
-		if err := s.apply(c, img, u); err != nil {
+		} else if err := fn(img); err != nil {
 			return err
 		}
 		img.UpdatedAt = s.now()
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		return img, nil
+	}
+	return written, err
 }
 
 // apply makes the changes of u to img, checking each against the rules
@@ -189,15 +204,8 @@ func (s *ImageService) validateProperties(props map[string]string) error {
 // AddTag puts tag on an image of the caller's project; a tag the image
 // has already is no change.
 func (s *ImageService) AddTag(ctx context.Context, c *Caller, id, tag string) error {
-	if _, err := s.Get(ctx, c, id); err != nil {
-		return err
-	}
-	_, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
-		if img.Deleted() {
-			return Errorf(ENOTFOUND, "No image found with ID %s", id)
-		} else if err := mayChange(c, img); err != nil {
-			return err
-		} else if img.HasTag(tag) {
+	_, err := s.change(ctx, c, id, func(img *Image) error {
+		if img.HasTag(tag) {
 			return errNoChange
 		} else if err := s.checkTag(c, tag); err != nil {
 			return err
@@ -206,32 +214,19 @@ func (s *ImageService) AddTag(ctx context.Context, c *Caller, id, tag string) er
 		}
 		img.Tags = append(img.Tags, tag)
 		slices.Sort(img.Tags)
-		img.UpdatedAt = s.now()
 		return nil
 	})
-	if err == errNoChange {
-		return nil
-	}
 	return err
 }
 
 // RemoveTag takes tag off an image of the caller's project.
 func (s *ImageService) RemoveTag(ctx context.Context, c *Caller, id, tag string) error {
-	if _, err := s.Get(ctx, c, id); err != nil {
-		return err
-	}
-	_, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
-		if img.Deleted() {
-			return Errorf(ENOTFOUND, "No image found with ID %s", id)
-		} else if err := mayChange(c, img); err != nil {
-			return err
-		}
+	_, err := s.change(ctx, c, id, func(img *Image) error {
 		i := slices.Index(img.Tags, tag)
 		if i < 0 {
 			return Errorf(ENOTFOUND, "Tag %s not found on image %s.", tag, id)
 		}
 		img.Tags = slices.Delete(img.Tags, i, i+1)
-		img.UpdatedAt = s.now()
 		return nil
 	})
 	return err
