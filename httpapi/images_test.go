@@ -785,6 +785,8 @@ func TestImageListErrors(t *testing.T) {
 		{"visibility=bogus", "Invalid visibility value"},
 		{"member_status=bogus", "Invalid status"},
 		{"size_min=abc", "Unable to filter on a range with a non-numeric value."},
+		{"checksum=abc", "Filtering on checksum is not supported by this server."},
+		{"min_ram=512", "Filtering on min_ram is not supported by this server."},
 		{"size_max=abc", "Unable to filter on a range with a non-numeric value."},
 		{"protected=maybe", "Invalid value 'maybe' for 'protected' filter."},
 		{"os_hidden=maybe", "Invalid value 'maybe' for 'os_hidden' filter."},

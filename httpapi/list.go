@@ -49,6 +49,14 @@ var listParams = map[string]bool{
 	"protected": true, "os_hidden": true, "created_at": true, "updated_at": true,
 }
 
+// unfilterable are attributes Glance filters on by equality that this
+// server does not: a query naming one is refused rather than taken as a
+// property filter that would quietly match nothing.
+var unfilterable = map[string]bool{
+	"checksum": true, "os_hash_algo": true, "os_hash_value": true, "min_disk": true, "min_ram": true,
+	"virtual_size": true,
+}
+
 // invalidf is a request the image API refuses as malformed: 400.
 func invalidf(format string, args ...any) error {
 	return cloudimage.Errorf(cloudimage.EINVALID, format, args...)
@@ -89,6 +97,9 @@ func parseV2List(raw string, p cloudimage.Profile) (*v2List, error) {
 		}
 		last[qp.key] = qp.value
 		all[qp.key] = append(all[qp.key], qp.value)
+		if unfilterable[qp.key] {
+			return nil, invalidf("Filtering on %s is not supported by this server.", qp.key)
+		}
 		if !listParams[qp.key] {
 			if l.properties == nil {
 				l.properties = map[string]string{}
