@@ -285,6 +285,7 @@ type ListOptions struct {
 	MemberStatus MemberStatus // of images shared with the caller; empty means accepted
 	Filter       ImageFilter
 	Sort         []Sort // a complete order (see CompleteSort); empty means DefaultSort
+	Tags         bool   // load each image's tags too; without, their Tags are nil
 }
 
 // List returns the images the caller may see, not deleted, newest first.
@@ -338,7 +339,7 @@ func (s *ImageService) List(ctx context.Context, c *Caller, opts ListOptions) (i
 			Sort:         sorts,
 			After:        after,
 			Limit:        n,
-			Tags:         true,
+			Tags:         opts.Tags,
 		})
 		if err != nil {
 			return nil, err

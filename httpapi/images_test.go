@@ -903,6 +903,10 @@ func TestImageListFilters(t *testing.T) {
 			if names[img["id"].(string)] != img["name"] {
 				t.Errorf("image %v in the list has name %v", img["id"], img["name"])
 			}
+			// A listed image carries its tags, as a shown one does.
+			if got, want := fmt.Sprint(img["tags"]), fmt.Sprint(e.getImage(t, member, img["id"].(string))["tags"]); got != want {
+				t.Errorf("image %v: listed with tags %s, shown with %s", img["name"], got, want)
+			}
 		}
 	})
 }

@@ -87,7 +87,7 @@ func parseV2List(raw string, p cloudimage.Profile) (*v2List, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &v2List{opts: cloudimage.ListOptions{Limit: p.DefaultLimit}}
+	l := &v2List{opts: cloudimage.ListOptions{Limit: p.DefaultLimit, Tags: true}}
 	// Glance reads the last of a repeated single-valued parameter.
 	last := map[string]string{}
 	all := map[string][]string{}
