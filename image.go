@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Visibility says who besides the owner may see an image.
@@ -90,6 +93,16 @@ func (img *Image) SetStatus(to Status, now time.Time) error {
 		img.DeletedAt = nil
 	}
 	return nil
+}
+
+// validText reports whether s can be kept and shown back exactly as
+// given: UTF-8, with no control characters. Names, tags, property names
+// and values, and member IDs must be; JSON bodies are checked as a whole
+// when they are read, but path segments are not.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
+	})
 }
 
 // HasTag reports whether the image carries tag.

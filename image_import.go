@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Import methods of Glance's interoperable import.
@@ -135,7 +136,9 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 		source = func(ctx context.Context) (io.ReadCloser, error) { return s.fetch(ctx, u) }
 	}
 	_, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
-		if img.Status != from {
+		// A staged image has its size once all of its data is staged;
+		// until then its stage request is still streaming.
+		if img.Status != from || (req.Method == ImportGlanceDirect && img.Size == nil) {
 			if req.Method == ImportGlanceDirect {
 				return Errorf(ECONFLICT, "Image needs to be staged before 'glance-direct' method can be used")
 			}
@@ -155,6 +158,8 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 //
 // Once Close has begun no import starts: the image stays importing, and
 // RecoverUploads resumes it at the next start if its data is staged.
+//
+// Deleting the image stops its import (see stopImport).
 func (s *ImageService) startImport(id string, source func(context.Context) (io.ReadCloser, error)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -162,22 +167,57 @@ func (s *ImageService) startImport(id string, source func(context.Context) (io.R
 		s.logger.Warn("import not started: the service is closing", "image", id)
 		return
 	}
+	ctx, cancel := context.WithCancel(s.bg)
+	if s.running == nil {
+		s.running = map[string]context.CancelFunc{}
+	}
+	s.running[id] = cancel
 	s.imports.Add(1)
 	go func() {
 		defer s.imports.Done()
-		err := s.importData(s.bg, id, source)
+		err := s.importData(ctx, id, source)
+		s.mu.Lock()
+		delete(s.running, id)
+		s.mu.Unlock()
+		cancel()
+		var se *sourceError
 		switch {
 		case err == nil:
 		case s.bg.Err() != nil:
 			// Stopped by Close: the image stays importing with its staged
 			// data, and RecoverUploads resumes it at the next start.
 			s.logger.Warn("import interrupted by shutdown", "image", id)
+		case ctx.Err() != nil:
+			s.logger.Info("import stopped: the image was deleted", "image", id)
+			s.unstage(s.bg, id, StatusImporting)
+		case errors.As(err, &se):
+			// The source's fault, not the server's: worth a warning only.
+			s.logger.Warn("import failed; image returned to queued", "image", id, "err", err)
+			s.unstage(s.bg, id, StatusImporting)
 		default:
 			s.logger.Error("import failed; image returned to queued", "image", id, "err", err)
 			s.unstage(s.bg, id, StatusImporting)
 		}
 	}()
 }
+
+// stopImport cancels the import of the image with the given ID, if one is
+// running here.
+func (s *ImageService) stopImport(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cancel, ok := s.running[id]; ok {
+		cancel()
+	}
+}
+
+// sourceError is a failure of the place an import reads from: a URL that
+// answers an error, a redirect to a host not allowed, a source that
+// stalls or breaks off.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
 
 func (s *ImageService) importData(ctx context.Context, id string, source func(context.Context) (io.ReadCloser, error)) error {
 	src, err := source(ctx)
@@ -187,7 +227,9 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 	defer src.Close()
 	hr := newHashingReader(src)
 	size, err := s.blobs.Put(ctx, id, hr)
-	if err != nil {
+	if hr.err != nil && ctx.Err() == nil {
+		return &sourceError{hr.err}
+	} else if err != nil {
 		return err
 	}
 	if _, err := s.activate(ctx, id, size, hr); err != nil {
@@ -218,8 +260,25 @@ func (s *ImageService) hostAllowed(u *url.URL) bool {
 		slices.Contains(s.importHosts, net.JoinHostPort(u.Hostname(), u.Port()))
 }
 
-// fetch GETs u, following redirects only to allowed hosts.
-func (s *ImageService) fetch(ctx context.Context, u *url.URL) (io.ReadCloser, error) {
+// importIdleTimeout is how long a web-download may go without receiving a
+// byte before it is abandoned. A download may take as long as it needs
+// while data flows.
+const importIdleTimeout = time.Minute
+
+// fetch GETs u, following redirects only to allowed hosts. The response
+// body fails if the source sends nothing for importIdleTimeout.
+func (s *ImageService) fetch(ctx context.Context, u *url.URL) (rc io.ReadCloser, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	idle := time.AfterFunc(s.importIdle, func() {
+		cancel(fmt.Errorf("no data from %s for %s", u.Redacted(), s.importIdle))
+	})
+	defer func() {
+		if err != nil {
+			idle.Stop()
+			cancel(nil)
+			err = &sourceError{err}
+		}
+	}()
 	client := *s.httpClient
 	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
@@ -242,7 +301,36 @@ func (s *ImageService) fetch(ctx context.Context, u *url.URL) (io.ReadCloser, er
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
 	}
-	return resp.Body, nil
+	return &idleBody{ctx: ctx, r: resp.Body, idle: idle, d: s.importIdle, cancel: cancel}, nil
+}
+
+// idleBody is a response body whose request is cancelled when no byte has
+// come for d.
+type idleBody struct {
+	ctx    context.Context
+	r      io.ReadCloser
+	idle   *time.Timer
+	d      time.Duration
+	cancel context.CancelCauseFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.idle.Reset(b.d)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(b.ctx); cause != nil && b.ctx.Err() != nil {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.idle.Stop()
+	b.cancel(nil)
+	return b.r.Close()
 }
 
 // Close stops the imports running in the background and waits for them;

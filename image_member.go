@@ -1,6 +1,10 @@
 package cloudimage
 
-import "context"
+import (
+	"context"
+	"strings"
+	"unicode"
+)
 
 // sharedImage returns the image if c may see it, and EFORBIDDEN unless it
 // is shared: only shared images have members.
@@ -25,8 +29,9 @@ func (s *ImageService) AddMember(ctx context.Context, c *Caller, id, project str
 	switch {
 	case img.Owner != c.ProjectID || !c.CanWrite():
 		return nil, Errorf(EFORBIDDEN, "You are not permitted to create image members for image %s.", id)
-	case project == "" || len(project) > 255:
-		return nil, Errorf(EINVALID, "member must be a project ID of 1 to 255 characters")
+	case strings.TrimSpace(project) == "" || len(project) > 255 || !validText(project) ||
+		strings.ContainsFunc(project, unicode.IsSpace):
+		return nil, Errorf(EINVALID, "member must be a project ID: 1 to 255 characters, no spaces")
 	case project == img.Owner:
 		return nil, Errorf(EINVALID, "An image cannot be shared with the project that owns it.")
 	}
@@ -95,7 +100,17 @@ func (s *ImageService) UpdateMember(ctx context.Context, c *Caller, id, project 
 	}
 	if project != c.ProjectID && img.Owner != c.ProjectID {
 		return nil, memberNotFound(id, project)
-	} else if project != c.ProjectID || !c.CanWrite() {
+	}
+	if project != c.ProjectID {
+		// The owner sees its members: one that is not there is not found,
+		// one that is may answer only for itself.
+		if _, err := s.images.Member(ctx, id, project); ErrorCode(err) == ENOTFOUND {
+			return nil, memberNotFound(id, project)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if project != c.ProjectID || !c.CanWrite() {
 		return nil, Errorf(EFORBIDDEN, "You are not permitted to modify 'status' on this image member.")
 	}
 	if !st.Valid() {

@@ -42,9 +42,12 @@ type ImageService struct {
 	// Close cancels and waits for them.
 	bg      context.Context
 	stopBG  context.CancelFunc
-	mu      sync.Mutex // guards closed and adding to imports
+	mu      sync.Mutex // guards closed, running and adding to imports
 	closed  bool
+	running map[string]context.CancelFunc // of the imports running, by image ID
 	imports sync.WaitGroup
+
+	importIdle time.Duration // see importIdleTimeout
 }
 
 // ServiceOption configures an ImageService.
@@ -62,6 +65,12 @@ func WithImportHosts(hosts ...string) ServiceOption {
 	return func(s *ImageService) { s.importHosts = slices.Clone(hosts) }
 }
 
+// WithImportIdleTimeout sets how long a web-download may receive nothing
+// before it fails; the default is a minute.
+func WithImportIdleTimeout(d time.Duration) ServiceOption {
+	return func(s *ImageService) { s.importIdle = d }
+}
+
 // WithHTTPClient sets the client web-download imports fetch with.
 func WithHTTPClient(c *http.Client) ServiceOption {
 	return func(s *ImageService) { s.httpClient = c }
@@ -74,7 +83,12 @@ func NewImageService(images ImageStore, blobs BlobStore, logger *slog.Logger, op
 		o(s)
 	}
 	if s.httpClient == nil {
-		s.httpClient = &http.Client{Timeout: 30 * time.Minute}
+		// No overall timeout: a large image may take long; fetch gives up
+		// on a source that stalls.
+		s.httpClient = &http.Client{}
+	}
+	if s.importIdle == 0 {
+		s.importIdle = importIdleTimeout
 	}
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	return s
@@ -167,6 +181,8 @@ func (s *ImageService) validateCreate(c *Caller, in *ImageCreate) error {
 	}
 	if len(in.Name) > MaxNameLength {
 		return Errorf(EINVALID, "name must be at most %d characters", MaxNameLength)
+	} else if !validText(in.Name) {
+		return Errorf(EINVALID, "name must be UTF-8 without control characters")
 	}
 	if in.DiskFormat != "" && !slices.Contains(DiskFormats, in.DiskFormat) {
 		return Errorf(EINVALID, "disk_format %q is not one of: %s", in.DiskFormat, strings.Join(DiskFormats, ", "))
@@ -221,6 +237,8 @@ func validateProperties(props map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(props)) {
 		if k == "" || len(k) > MaxPropertyKeyLength {
 			return Errorf(EINVALID, "a property name must be 1 to %d characters", MaxPropertyKeyLength)
+		} else if !validText(k) || !validText(props[k]) {
+			return Errorf(EINVALID, "property %q: names and values must be UTF-8 without control characters", k)
 		} else if slices.Contains(ReservedProperties, k) || strings.HasPrefix(k, "os_glance") {
 			// os_glance_* is Glance's own namespace (import status and the like).
 			return Errorf(EFORBIDDEN, "Attribute '%s' is reserved.", k)
@@ -532,6 +550,7 @@ func (s *ImageService) Delete(ctx context.Context, c *Caller, id string) error {
 	// The image is deleted once its record says so. Data that cannot be
 	// removed now is an orphan that no image references.
 	// TODO(#4): the orphan sweep removes such data later; until then it is only logged.
+	s.stopImport(id)
 	for _, key := range []string{id, stagingKey(id)} {
 		if err := s.blobs.Delete(context.WithoutCancel(ctx), key); err != nil && ErrorCode(err) != ENOTFOUND {
 			s.logger.Error("remove data of a deleted image", "image", id, "key", key, "err", err)

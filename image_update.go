@@ -74,6 +74,8 @@ func (s *ImageService) apply(c *Caller, img *Image, u ImageUpdate) error {
 	if u.Name != nil {
 		if len(*u.Name) > MaxNameLength {
 			return Errorf(EINVALID, "name must be at most %d characters", MaxNameLength)
+		} else if !validText(*u.Name) {
+			return Errorf(EINVALID, "name must be UTF-8 without control characters")
 		}
 		img.Name = *u.Name
 	}
@@ -175,6 +177,8 @@ func (s *ImageService) checkVisibility(c *Caller, v Visibility) error {
 func (s *ImageService) checkTag(c *Caller, t string) error {
 	if t == "" || len(t) > MaxTagLength {
 		return Errorf(EINVALID, "a tag must be 1 to %d characters", MaxTagLength)
+	} else if !validText(t) {
+		return Errorf(EINVALID, "a tag must be UTF-8 without control characters")
 	}
 	if p := s.profile.ReservedTagPrefix; p != "" && strings.HasPrefix(t, p) && !c.IsAdmin() {
 		return Errorf(EINVALID, "Tag %q is reserved: tags starting with '%s' are set by the operator.", t, p)
