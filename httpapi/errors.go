@@ -160,9 +160,15 @@ var nhnOK = nhnHeader{IsSuccessful: true, ResultCode: resultSuccess, ResultMessa
 // writeNHNError writes err in the v1.0 envelope, with HTTP status 200 as
 // every v1.0 response has.
 func (s *Server) writeNHNError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeNHNErrorStatus(w, r, http.StatusOK, err)
+}
+
+// writeNHNErrorStatus writes err in the v1.0 envelope with an HTTP status
+// other than 200: only an unknown route has one (digest §7 #10).
+func (s *Server) writeNHNErrorStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
 	s.logInternal(r, err)
 	code, msg := nhnResult(err)
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeJSON(w, status, map[string]any{
 		"header": nhnHeader{IsSuccessful: false, ResultCode: code, ResultMessage: msg},
 	})
 }

@@ -60,7 +60,7 @@ func v2Image(img *cloudimage.Image) map[string]any {
 		tags = []string{}
 	}
 	m["id"] = img.ID
-	m["name"] = img.Name
+	m["name"] = nullString(img.Name) // Glance's name is null until one is given
 	m["status"] = img.Status
 	m["visibility"] = img.Visibility
 	m["protected"] = img.Protected
@@ -236,7 +236,11 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudi
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", strconv.Quote(img.Checksum))
-	http.ServeContent(&wholeImageMD5{ResponseWriter: w, md5: img.Checksum}, r, "", time.Time{}, data)
+	dw := &downloadWriter{ResponseWriter: w, md5: img.Checksum, size: size, unsatisfiable: func(w http.ResponseWriter) {
+		s.writeImageError(w, r, errStatus(http.StatusRequestedRangeNotSatisfiable,
+			"The requested range is not satisfiable: the image data is %d bytes long.", size))
+	}}
+	http.ServeContent(dw, r, "", time.Time{}, data)
 	return nil
 }
 
@@ -244,7 +248,8 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudi
 // from a Range header: RFC 9110 calls them unsatisfiable, but net/http
 // would answer them with an empty 206. When no range is left, the header
 // becomes one that starts at the end of the data, which net/http answers
-// with 416 (and still ignores when If-Range says the data changed).
+// with 416 (and still ignores when If-Range says the data changed);
+// downloadWriter then writes that 416 as every other one.
 func satisfiableRanges(header string, size int64) string {
 	specs, ok := strings.CutPrefix(header, "bytes=")
 	if !ok {
@@ -270,31 +275,54 @@ func satisfiableRanges(header string, size int64) string {
 	return "bytes=" + strings.Join(kept, ",")
 }
 
-// wholeImageMD5 adds Content-MD5 to a 200 response. Glance's clients read
-// it as the md5 of the whole image, so a 206 or 416 must not carry it.
-type wholeImageMD5 struct {
+// downloadWriter adds Content-MD5 to a 200 response: Glance's clients
+// read it as the md5 of the whole image, so a 206 or 416 must not carry
+// it. It also answers every 416 of http.ServeContent (a range past the
+// end, a malformed one, and those satisfiableRanges turned into one) in
+// the face's own format, with the Content-Range RFC 9110 asks for, in
+// place of net/http's plain-text body. The 416 is recognised only once
+// ServeContent has weighed the preconditions and If-Range, so that a
+// stale If-Range still gets the whole image.
+type downloadWriter struct {
 	http.ResponseWriter
-	md5         string
-	wroteHeader bool
+	md5           string
+	size          int64
+	unsatisfiable func(http.ResponseWriter) // writes the 416
+	wroteHeader   bool
+	discard       bool // net/http's own 416 body, which is dropped
 }
 
-func (w *wholeImageMD5) WriteHeader(code int) {
-	if !w.wroteHeader && code == http.StatusOK && w.md5 != "" {
-		w.Header().Set("Content-MD5", w.md5)
+func (w *downloadWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
 	}
 	w.wroteHeader = true
+	switch {
+	case code == http.StatusRequestedRangeNotSatisfiable:
+		w.discard = true
+		h := w.Header()
+		h.Del("Content-Length")
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+		w.unsatisfiable(w.ResponseWriter)
+		return
+	case code == http.StatusOK && w.md5 != "":
+		w.Header().Set("Content-MD5", w.md5)
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *wholeImageMD5) Write(b []byte) (int, error) {
+func (w *downloadWriter) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the connection.
-func (w *wholeImageMD5) Unwrap() http.ResponseWriter {
+func (w *downloadWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
 }
 

@@ -57,6 +57,26 @@ var unfilterable = map[string]bool{
 	"virtual_size": true,
 }
 
+// Caps on a list's filters. Each filter is a condition of one SQL
+// statement, and SQLite refuses an expression tree deeper than 1000 and
+// more than 32766 bound parameters; past these caps a request is refused
+// with 400 rather than failing in the database. At most one in: list is
+// read per attribute (the last one given), and five attributes take one
+// (id, name, status, disk_format, container_format), so the in: values of
+// a list are at most 5*maxInValues = 5000 parameters; tags, properties
+// and times add a few hundred more at most.
+const (
+	// maxTimeFilters is how many created_at (or updated_at) filters one
+	// list may give. Two make a range; more are never needed.
+	maxTimeFilters = 10
+	// maxInValues is how many values one in: list may hold.
+	maxInValues = 1000
+)
+
+// Tags and properties are capped at cloudimage.MaxTags and
+// cloudimage.MaxProperties: an image has no more than that many, so a
+// list filtering on more distinct ones could match nothing anyway.
+
 // invalidf is a request the image API refuses as malformed: 400.
 func invalidf(format string, args ...any) error {
 	return cloudimage.Errorf(cloudimage.EINVALID, format, args...)
@@ -111,6 +131,9 @@ func parseV2List(raw string, p cloudimage.Profile) (*v2List, error) {
 		return nil, invalidf(`The "changes-since" filter is no longer available on v2.`)
 	}
 	delete(l.properties, "changes-since")
+	if len(l.properties) > cloudimage.MaxProperties {
+		return nil, invalidf("Too many property filters: at most %d may be given.", cloudimage.MaxProperties)
+	}
 	l.opts.Filter.Properties = l.properties
 	if v, ok := last["limit"]; ok {
 		if l.opts.Limit, err = parseLimit(v, p.MaxLimit); err != nil {
@@ -123,7 +146,15 @@ func parseV2List(raw string, p cloudimage.Profile) (*v2List, error) {
 			l.opts.Marker = id
 		}
 	}
-	if v := last["visibility"]; v != "" {
+	// An empty visibility= or member_status= is an invalid value, as in
+	// Glance. Every other empty parameter keeps the meaning its parser
+	// gives it: marker= and owner= filter nothing; id=, name=, status=,
+	// disk_format=, container_format=, tag=, size= and a property filter
+	// (os_type=) ask for the empty value (name= lists the images without a
+	// name; the others match nothing); limit=, size_min=, size_max=,
+	// protected=, os_hidden=, created_at=, updated_at= and the sort
+	// parameters are malformed and refused.
+	if v, ok := last["visibility"]; ok {
 		switch vis := cloudimage.ListVisibility(v); vis {
 		case cloudimage.ListPublic, cloudimage.ListPrivate, cloudimage.ListShared,
 			cloudimage.ListCommunity, cloudimage.ListAll:
@@ -174,13 +205,13 @@ func parseListFilter(f *cloudimage.ImageFilter, last map[string]string, all map[
 		{"id", &f.IDs}, {"name", &f.Names}, {"container_format", &f.ContainerFormats}, {"disk_format", &f.DiskFormats},
 	} {
 		if v, ok := last[a.key]; ok {
-			if *a.dst, err = parseInFilter(v); err != nil {
+			if *a.dst, err = parseInFilter(a.key, v); err != nil {
 				return err
 			}
 		}
 	}
 	if v, ok := last["status"]; ok {
-		statuses, err := parseInFilter(v)
+		statuses, err := parseInFilter("status", v)
 		if err != nil {
 			return err
 		}
@@ -233,8 +264,14 @@ func parseListFilter(f *cloudimage.ImageFilter, last map[string]string, all map[
 		b := v == "true"
 		f.Hidden = &b
 	}
+	// A tag given twice is one filter.
 	for _, v := range all["tag"] {
-		f.Tags = append(f.Tags, strings.TrimSpace(v))
+		if tag := strings.TrimSpace(v); !slices.Contains(f.Tags, tag) {
+			if len(f.Tags) == cloudimage.MaxTags {
+				return invalidf("Too many tag filters: at most %d different tags may be given.", cloudimage.MaxTags)
+			}
+			f.Tags = append(f.Tags, tag)
+		}
 	}
 	// Glance reads one time filter per attribute; every one given applies
 	// here, so that gt: and lt: together make a range.
@@ -242,6 +279,9 @@ func parseListFilter(f *cloudimage.ImageFilter, last map[string]string, all map[
 		key string
 		dst *[]cloudimage.TimeFilter
 	}{{"created_at", &f.CreatedAt}, {"updated_at", &f.UpdatedAt}} {
+		if len(all[a.key]) > maxTimeFilters {
+			return invalidf("Too many %s filters: at most %d may be given.", a.key, maxTimeFilters)
+		}
 		for _, v := range all[a.key] {
 			tf, err := parseTimeFilter(a.key, v)
 			if err != nil {
@@ -257,14 +297,23 @@ func parseListFilter(f *cloudimage.ImageFilter, last map[string]string, all map[
 // of a and b, "eq:a" and any other value is the value itself. Glance
 // refuses a value with an unknown operator ("name=a:b"); here such a
 // value is taken literally, so that names with colons can be listed.
-func parseInFilter(v string) ([]string, error) {
+// An in: list holds at most maxInValues values.
+func parseInFilter(key, v string) ([]string, error) {
 	if rest, ok := strings.CutPrefix(v, "in:"); ok {
-		return splitInValues(rest)
+		vals, err := splitInValues(rest)
+		if err == nil && len(vals) > maxInValues {
+			err = tooManyIn(key)
+		}
+		return vals, err
 	}
 	if rest, ok := strings.CutPrefix(v, "eq:"); ok {
 		return []string{rest}, nil
 	}
 	return []string{v}, nil
+}
+
+func tooManyIn(key string) error {
+	return invalidf("Too many values in the %s filter: at most %d may be given.", key, maxInValues)
 }
 
 // splitInValues splits the values of an in: filter at commas. A value

@@ -78,8 +78,9 @@ func (s *Server) Handler() http.Handler {
 // routes registers every endpoint and wraps the mux in the middleware
 // chain. From the outside in: the request is counted as in flight, a
 // request ID is assigned, the request is
-// logged when it ends, and a panic becomes a 500 rather than a dropped
-// connection.
+// logged when it ends, a panic becomes a 500 rather than a dropped
+// connection, and a request no route takes is answered in its face's
+// error format.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.nhnRoutes(mux)
@@ -87,7 +88,66 @@ func (s *Server) routes() http.Handler {
 	s.imageRoutes(mux)
 	s.memberRoutes(mux)
 	s.actionRoutes(mux)
-	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(mux))))
+	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withUnrouted(mux)))))
+}
+
+// withUnrouted serves the requests mux has no route for as the face their
+// path belongs to would: mux itself would answer them 404 page not found
+// or 405 Method Not Allowed in plain text. What mux answers otherwise
+// without a route (a redirect to the cleaned path) is passed through.
+func (s *Server) withUnrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Run mux's own answer aside to learn what it is: 404, or 405
+		// with the methods the path takes.
+		rec := &bufferedResponse{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			s.writeUnrouted(w, r, rec.status)
+		default:
+			rec.replay(w)
+		}
+	})
+}
+
+// writeUnrouted answers a request for a path no route serves (404) or
+// with a method its route does not take (405). The v1.0 face answers in
+// its envelope with -7 Not supported: HTTP 200 for a wrong method, as for
+// every v1.0 outcome, and HTTP 404 for a path it does not have (digest
+// §7 #10: 404 only for unknown routes). The identity face answers as
+// Keystone, and every other path as Glance, in the words each uses.
+func (s *Server) writeUnrouted(w http.ResponseWriter, r *http.Request, status int) {
+	p := r.URL.Path
+	switch {
+	case p == "/v1.0" || strings.HasPrefix(p, "/v1.0/"):
+		if status == http.StatusMethodNotAllowed {
+			s.writeNHNError(w, r, &nhnError{code: resultNotSupported,
+				detail: "method " + r.Method + " is not supported here"})
+			return
+		}
+		s.writeNHNErrorStatus(w, r, http.StatusNotFound, &nhnError{code: resultNotSupported,
+			detail: "there is no API at " + p})
+	case p == "/identity" || strings.HasPrefix(p, "/identity/"):
+		msg := "The resource could not be found."
+		if status == http.StatusMethodNotAllowed {
+			msg = "The method is not allowed for the requested URL."
+		}
+		s.writeKeystoneError(w, r, errStatus(status, "%s", msg))
+	default:
+		msg := "The resource could not be found."
+		if status == http.StatusMethodNotAllowed {
+			msg = "The method " + r.Method + " is not allowed for this resource."
+		}
+		s.writeImageError(w, r, errStatus(status, "%s", msg))
+	}
 }
 
 // Open listens on addr and serves in the background. Listening happens
