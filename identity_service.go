@@ -214,35 +214,49 @@ func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, erro
 	return t, nil
 }
 
-// Inspect returns the token whose secret is subject, for caller, who may
-// see its user's own tokens and, as an admin, anyone's. A subject that is
-// empty, unknown, expired, or whose user lost its role is ENOTFOUND;
-// another user's token is EFORBIDDEN unless caller is an admin.
+// Inspect returns the token whose secret is subject, if caller may see
+// it: a token of caller's own user, in any project, or, for an admin, a
+// token scoped to the project caller is an admin of. A subject that is
+// empty, unknown, expired, or whose user lost its role is ENOTFOUND, and
+// so, with the same message, is a live token caller may not see: 403
+// would confirm to whoever holds a stolen or guessed secret that it is
+// valid, 404 tells nothing.
 func (s *IdentityService) Inspect(ctx context.Context, caller *Caller, subject string) (*Token, error) {
 	if subject == "" {
 		return nil, Errorf(ENOTFOUND, "No token in the request.")
 	}
 	t, err := s.Validate(ctx, subject)
 	if ErrorCode(err) == EUNAUTHORIZED {
-		return nil, Errorf(ENOTFOUND, "Failed to validate token.")
+		return nil, errNoSuchToken
 	} else if err != nil {
 		return nil, err
 	}
-	if t.User.ID != caller.UserID && !caller.IsAdmin() {
-		return nil, Errorf(EFORBIDDEN, "You are not authorized to perform the requested action on "+
-			"another user's token.")
+	if !mayInspect(caller, t) {
+		return nil, errNoSuchToken
 	}
 	return t, nil
 }
 
+var errNoSuchToken = Errorf(ENOTFOUND, "Failed to validate token.")
+
+// mayInspect reports whether caller may validate and revoke t: t is a
+// token of caller's own user, in any project, or caller is an admin of the
+// project t is scoped to. An admin is an admin of its own project only, so
+// it reaches no other project's tokens, even of users it shares a project
+// with.
+func mayInspect(caller *Caller, t *Token) bool {
+	return t.User.ID == caller.UserID || caller.IsAdmin() && caller.ProjectID == t.Project.ID
+}
+
 // Revoke deletes the token whose secret is secret, so that no API accepts
-// it any more. An unknown token is ENOTFOUND. Who may revoke what is the
-// caller's business: check with Inspect first.
-func (s *IdentityService) Revoke(ctx context.Context, secret string) error {
-	if secret == "" {
-		return Errorf(ENOTFOUND, "No token in the request.")
+// it any more, if caller may inspect it. Like Inspect, it answers ENOTFOUND
+// alike for a token that is unknown, expired or not caller's to revoke.
+func (s *IdentityService) Revoke(ctx context.Context, caller *Caller, secret string) error {
+	t, err := s.Inspect(ctx, caller, secret)
+	if err != nil {
+		return err
 	}
-	return s.store.DeleteToken(ctx, HashToken(secret))
+	return s.store.DeleteToken(ctx, t.Hash)
 }
 
 // UserProjects returns the projects the user holds a role in, oldest
@@ -263,6 +277,29 @@ func (s *IdentityService) UserProjects(ctx context.Context, userID string) ([]*P
 		}
 	}
 	return out, nil
+}
+
+// ListUserProjects returns those of the projects of the user userID that
+// caller may see: all of them if the user is caller's own; for an admin,
+// the one project it is an admin of (its token's) if the user holds a role
+// there, or none, so that an admin learns nothing about other projects;
+// anyone else is EFORBIDDEN.
+func (s *IdentityService) ListUserProjects(ctx context.Context, caller *Caller, userID string) ([]*Project, error) {
+	if userID == caller.UserID {
+		return s.UserProjects(ctx, userID)
+	} else if !caller.IsAdmin() {
+		return nil, Errorf(EFORBIDDEN,
+			"You are not authorized to perform the requested action: identity:list_user_projects.")
+	}
+	roles, err := s.store.Roles(ctx, userID, caller.ProjectID)
+	if err != nil || len(roles) == 0 {
+		return nil, err
+	}
+	p, err := s.store.Project(ctx, caller.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	return []*Project{p}, nil
 }
 
 // Caller returns who t speaks for.

@@ -619,54 +619,115 @@ func TestIssueByUserID(t *testing.T) {
 	}
 }
 
-func TestInspect(t *testing.T) {
-	t.Parallel()
-	id := newIdentity(t, 0)
-	if _, _, err := id.svc.CreateUser(id.ctx, id.beta.ID, "boss", "boss password", cloudimage.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := id.svc.CreateUser(id.ctx, id.alpha.ID, "olga", "olga password", cloudimage.RoleMember); err != nil {
-		t.Fatal(err)
-	}
-	issue := func(project *cloudimage.Project, user, password string) *cloudimage.IssuedToken {
+// tokens is an identity with more users and a token of each, for the
+// tests of who may see and revoke which token: in alpha, andy (member,
+// who is also a reader of beta), alice (admin) and olga (member); in beta,
+// boss (admin).
+type tokens struct {
+	*identity
+	alice, olga, boss *cloudimage.User
+	// andy1 and andy2 are andy's in alpha, andyBeta his in beta.
+	andy1, andy2, andyBeta, alice1, olga1, boss1 *cloudimage.IssuedToken
+}
+
+func newTokens(t *testing.T) *tokens {
+	t.Helper()
+	id := &tokens{identity: newIdentity(t, 0)}
+	user := func(p *cloudimage.Project, name string, role cloudimage.Role) *cloudimage.User {
 		t.Helper()
-		tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: project.ID, Username: user,
-			Password: password})
+		u, _, err := id.svc.CreateUser(id.ctx, p.ID, name, name+" password", role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	id.alice = user(id.alpha, "alice", cloudimage.RoleAdmin)
+	id.olga = user(id.alpha, "olga", cloudimage.RoleMember)
+	id.boss = user(id.beta, "boss", cloudimage.RoleAdmin)
+	if err := id.db.AssignRole(id.ctx, id.andy.ID, id.beta.ID, cloudimage.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(p *cloudimage.Project, name, password string) *cloudimage.IssuedToken {
+		t.Helper()
+		tok, err := id.svc.Issue(id.ctx, cloudimage.Credentials{ProjectID: p.ID, Username: name, Password: password})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	andy1, andy2 := issue(id.alpha, "andy", id.password), issue(id.alpha, "andy", id.password)
-	boss := issue(id.beta, "boss", "boss password")
-	olga := issue(id.alpha, "olga", "olga password")
+	id.andy1, id.andy2 = issue(id.alpha, "andy", id.password), issue(id.alpha, "andy", id.password)
+	id.andyBeta = issue(id.beta, "andy", id.password)
+	id.alice1 = issue(id.alpha, "alice", "alice password")
+	id.olga1 = issue(id.alpha, "olga", "olga password")
+	id.boss1 = issue(id.beta, "boss", "boss password")
+	return id
+}
 
-	for _, tc := range []struct {
-		name    string
-		caller  *cloudimage.IssuedToken
-		subject string
-		want    string // the subject's user, or an error code
-	}{
-		{"itself", andy1, andy1.ID, "andy"},
-		{"another token of the same user", andy1, andy2.ID, "andy"},
-		{"an admin of another project", boss, andy1.ID, "andy"},
-		{"another user of the same project", olga, andy1.ID, cloudimage.EFORBIDDEN},
-		{"a user seeing an admin's", andy1, boss.ID, cloudimage.EFORBIDDEN},
-		{"unknown", boss, strings.Repeat("a", 32), cloudimage.ENOTFOUND},
-		{"the hash", boss, andy1.Hash, cloudimage.ENOTFOUND},
-		{"empty", andy1, "", cloudimage.ENOTFOUND},
-	} {
+// inspectCase is a caller and a subject token, and whether the caller may
+// see and revoke it.
+type inspectCase struct {
+	name           string
+	caller, target *cloudimage.IssuedToken
+	may            bool
+}
+
+// inspectCases is the whole table of who may see and revoke which token.
+func (id *tokens) inspectCases() []inspectCase {
+	return []inspectCase{
+		{"itself", id.andy1, id.andy1, true},
+		{"another token of the same user", id.andy1, id.andy2, true},
+		{"its user's token in another project", id.andy1, id.andyBeta, true},
+		{"from its user's token in another project", id.andyBeta, id.andy1, true},
+		{"an admin, another user's in its project", id.alice1, id.andy1, true},
+		{"an admin, another member's in its project", id.alice1, id.olga1, true},
+		{"an admin of beta, a token in beta of a user of alpha too", id.boss1, id.andyBeta, true},
+		{"an admin of another project", id.boss1, id.andy1, false},
+		{"an admin, a token in another project of a user of its own", id.alice1, id.andyBeta, false},
+		{"an admin, another project's admin's", id.alice1, id.boss1, false},
+		{"a member, another member's in the same project", id.olga1, id.andy1, false},
+		{"a member, its admin's", id.andy1, id.alice1, false},
+		{"a reader, its admin's", id.andyBeta, id.boss1, false},
+		{"a member, another project's admin's", id.andy1, id.boss1, false},
+	}
+}
+
+func TestInspect(t *testing.T) {
+	t.Parallel()
+	id := newTokens(t)
+	_, unknown := id.svc.Inspect(id.ctx, id.boss1.Caller(), strings.Repeat("a", 32))
+	wantCode(t, unknown, cloudimage.ENOTFOUND)
+	for _, tc := range id.inspectCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := id.svc.Inspect(id.ctx, tc.caller.Caller(), tc.subject)
-			if tc.want != "andy" {
-				wantCode(t, err, tc.want)
+			got, err := id.svc.Inspect(id.ctx, tc.caller.Caller(), tc.target.ID)
+			if !tc.may {
+				// Refused exactly as an unknown token is, so that the
+				// refusal does not confirm that the secret is valid.
+				wantCode(t, err, cloudimage.ENOTFOUND)
+				if got != nil {
+					t.Errorf("Inspect returned a token along with %v", err)
+				}
+				if cloudimage.ErrorMessage(err) != cloudimage.ErrorMessage(unknown) {
+					t.Errorf("refusal %q differs from an unknown token's %q", cloudimage.ErrorMessage(err),
+						cloudimage.ErrorMessage(unknown))
+				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
-			if got.User.Name != "andy" || got.Project.ID != id.alpha.ID || got.Hash != cloudimage.HashToken(tc.subject) {
-				t.Errorf("Inspect gave %s's token in %s, want the subject, andy's in alpha", got.User.Name, got.Project.ID)
+			if got.Hash != tc.target.Hash || got.User.ID != tc.target.User.ID || got.Project.ID != tc.target.Project.ID {
+				t.Errorf("Inspect gave %s's token in %s, want the subject, %s's in %s",
+					got.User.Name, got.Project.Name, tc.target.User.Name, tc.target.Project.Name)
+			}
+		})
+	}
+	for name, subject := range map[string]string{
+		"unknown": strings.Repeat("a", 32), "the hash": id.andy1.Hash, "empty": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, caller := range []*cloudimage.IssuedToken{id.andy1, id.alice1} {
+				_, err := id.svc.Inspect(id.ctx, caller.Caller(), subject)
+				wantCode(t, err, cloudimage.ENOTFOUND)
 			}
 		})
 	}
@@ -698,7 +759,8 @@ func TestRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := id.svc.Revoke(id.ctx, revoked.ID); err != nil {
+	caller := kept.Caller()
+	if err := id.svc.Revoke(id.ctx, caller, revoked.ID); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	_, err = id.svc.Validate(id.ctx, revoked.ID)
@@ -706,12 +768,74 @@ func TestRevoke(t *testing.T) {
 	if _, err := id.svc.Validate(id.ctx, kept.ID); err != nil {
 		t.Errorf("the other token of the same user: %v", err)
 	}
-	wantCode(t, id.svc.Revoke(id.ctx, revoked.ID), cloudimage.ENOTFOUND)
-	wantCode(t, id.svc.Revoke(id.ctx, ""), cloudimage.ENOTFOUND)
+	wantCode(t, id.svc.Revoke(id.ctx, caller, revoked.ID), cloudimage.ENOTFOUND)
+	wantCode(t, id.svc.Revoke(id.ctx, caller, ""), cloudimage.ENOTFOUND)
 	// The hash is not the token.
-	wantCode(t, id.svc.Revoke(id.ctx, kept.Hash), cloudimage.ENOTFOUND)
+	wantCode(t, id.svc.Revoke(id.ctx, caller, kept.Hash), cloudimage.ENOTFOUND)
 	if _, err := id.svc.Validate(id.ctx, kept.ID); err != nil {
 		t.Errorf("after revoking by its hash: %v", err)
+	}
+	// A token may revoke itself.
+	if err := id.svc.Revoke(id.ctx, caller, kept.ID); err != nil {
+		t.Fatalf("Revoke itself: %v", err)
+	}
+	_, err = id.svc.Validate(id.ctx, kept.ID)
+	wantCode(t, err, cloudimage.EUNAUTHORIZED)
+}
+
+// fresh stores another token of tok's user in tok's project, as Issue
+// would but without its password check, which is slow under the race
+// detector.
+func (id *tokens) fresh(t *testing.T, tok *cloudimage.IssuedToken) *cloudimage.IssuedToken {
+	t.Helper()
+	secret := cloudimage.NewPassword()
+	now := time.Now()
+	err := id.db.CreateToken(id.ctx, &cloudimage.Token{Hash: cloudimage.HashToken(secret), User: tok.User,
+		Project: tok.Project, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := id.svc.Validate(id.ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cloudimage.IssuedToken{ID: secret, Token: v}
+}
+
+// TestRevokeWho: a token may be revoked by whoever may inspect it, and
+// by no one else; a refusal leaves the token working, and a revocation
+// leaves every other token working.
+func TestRevokeWho(t *testing.T) {
+	t.Parallel()
+	id := newTokens(t)
+	all := []*cloudimage.IssuedToken{id.andy1, id.andy2, id.andyBeta, id.alice1, id.olga1, id.boss1}
+	for _, tc := range id.inspectCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			// The target is a new token like the case's, which the case
+			// may revoke; a token revoking itself is that new token.
+			target, caller := id.fresh(t, tc.target), tc.caller
+			if tc.caller == tc.target {
+				caller = target
+			}
+			err := id.svc.Revoke(id.ctx, caller.Caller(), target.ID)
+			_, after := id.svc.Validate(id.ctx, target.ID)
+			if !tc.may {
+				wantCode(t, err, cloudimage.ENOTFOUND)
+				if after != nil {
+					t.Errorf("a refused revocation left the token invalid: %v", after)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			wantCode(t, after, cloudimage.EUNAUTHORIZED)
+			for _, other := range all {
+				if _, err := id.svc.Validate(id.ctx, other.ID); err != nil {
+					t.Errorf("%s's token in %s after revoking another: %v", other.User.Name, other.Project.Name, err)
+				}
+			}
+		})
 	}
 }
 
@@ -745,5 +869,53 @@ func TestUserProjects(t *testing.T) {
 	u := id.userWithoutRole(t, "nobody", "pw")
 	if got := names(u.ID); len(got) != 0 {
 		t.Errorf("a user without roles has projects %v", got)
+	}
+}
+
+func TestListUserProjects(t *testing.T) {
+	t.Parallel()
+	id := newTokens(t)
+	nobody := id.userWithoutRole(t, "nobody", "pw")
+	for _, tc := range []struct {
+		name   string
+		caller *cloudimage.IssuedToken
+		user   string
+		want   []string // project names, or nil for EFORBIDDEN
+	}{
+		{"its own, from alpha", id.andy1, id.andy.ID, []string{"alpha", "beta"}},
+		{"its own, from beta", id.andyBeta, id.andy.ID, []string{"alpha", "beta"}},
+		{"an admin's own", id.alice1, id.alice.ID, []string{"alpha"}},
+		{"an admin, a user of its project and another", id.alice1, id.andy.ID, []string{"alpha"}},
+		{"an admin, a user of its project only", id.alice1, id.olga.ID, []string{"alpha"}},
+		{"another admin, the same user", id.boss1, id.andy.ID, []string{"beta"}},
+		{"an admin, a user of another project", id.boss1, id.olga.ID, []string{}},
+		{"an admin, another project's admin", id.alice1, id.boss.ID, []string{}},
+		{"an admin, a user without a role", id.alice1, nobody.ID, []string{}},
+		{"an admin, an unknown user", id.alice1, strings.Repeat("0", 32), []string{}},
+		{"a member, another member", id.olga1, id.andy.ID, nil},
+		{"a member, its admin", id.andy1, id.alice.ID, nil},
+		{"a reader, its admin", id.andyBeta, id.boss.ID, nil},
+		{"a member, an unknown user", id.andy1, strings.Repeat("0", 32), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := id.svc.ListUserProjects(id.ctx, tc.caller.Caller(), tc.user)
+			if tc.want == nil {
+				wantCode(t, err, cloudimage.EFORBIDDEN)
+				if ps != nil {
+					t.Errorf("projects %v along with %v", ps, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ListUserProjects: %v", err)
+			}
+			got := []string{}
+			for _, p := range ps {
+				got = append(got, p.Name)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("projects %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

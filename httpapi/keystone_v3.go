@@ -193,15 +193,27 @@ func (s *Server) keystoneV3Issue(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// keystoneV3Subject authenticates the caller by X-Auth-Token (401) and
-// returns the token X-Subject-Token names, if the caller may see it.
+// keystoneV3Caller authenticates the caller by X-Auth-Token (401).
+func (s *Server) keystoneV3Caller(r *http.Request) (*cloudimage.Caller, error) {
+	t, err := s.identity.Validate(r.Context(), r.Header.Get("X-Auth-Token"))
+	if err != nil {
+		return nil, err
+	}
+	return t.Caller(), nil
+}
+
+// keystoneV3Subject authenticates the caller (401) and returns the token
+// X-Subject-Token names if the caller may see it: its user's own, or, for
+// an admin, one scoped to the admin's project. Any other token is 404, as
+// an unknown one is, so that a secret the caller may not see is not
+// confirmed to be valid.
 func (s *Server) keystoneV3Subject(r *http.Request) (string, *cloudimage.Token, error) {
-	caller, err := s.identity.Validate(r.Context(), r.Header.Get("X-Auth-Token"))
+	caller, err := s.keystoneV3Caller(r)
 	if err != nil {
 		return "", nil, err
 	}
 	subject := r.Header.Get("X-Subject-Token")
-	t, err := s.identity.Inspect(r.Context(), caller.Caller(), subject)
+	t, err := s.identity.Inspect(r.Context(), caller, subject)
 	return subject, t, err
 }
 
@@ -227,12 +239,13 @@ func (s *Server) keystoneV3Validate(w http.ResponseWriter, r *http.Request) erro
 }
 
 // keystoneV3Revoke revokes the subject token: no API accepts it after.
+// Who may revoke a token is who may validate it; others get 404.
 func (s *Server) keystoneV3Revoke(w http.ResponseWriter, r *http.Request) error {
-	subject, _, err := s.keystoneV3Subject(r)
+	caller, err := s.keystoneV3Caller(r)
 	if err != nil {
 		return err
 	}
-	if err := s.identity.Revoke(r.Context(), subject); err != nil {
+	if err := s.identity.Revoke(r.Context(), caller, r.Header.Get("X-Subject-Token")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -246,29 +259,32 @@ func (s *Server) keystoneV3AuthProjects(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	return s.writeV3Projects(w, r, t.User.ID, "/identity/v3/auth/projects")
+	projects, err := s.identity.UserProjects(r.Context(), t.User.ID)
+	if err != nil {
+		return err
+	}
+	s.writeV3Projects(w, projects, "/identity/v3/auth/projects")
+	return nil
 }
 
-// keystoneV3UserProjects lists a user's projects: the caller's own, or
-// anyone's for an admin.
+// keystoneV3UserProjects lists a user's projects: all of the caller's
+// own; for an admin, another user's in the admin's project only (one or
+// none); 403 for anyone else.
 func (s *Server) keystoneV3UserProjects(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.identity.Validate(r.Context(), r.Header.Get("X-Auth-Token"))
+	caller, err := s.keystoneV3Caller(r)
 	if err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	if c := t.Caller(); id != c.UserID && !c.IsAdmin() {
-		return cloudimage.Errorf(cloudimage.EFORBIDDEN,
-			"You are not authorized to perform the requested action: identity:list_user_projects.")
-	}
-	return s.writeV3Projects(w, r, id, "/identity/v3/users/"+id+"/projects")
-}
-
-func (s *Server) writeV3Projects(w http.ResponseWriter, r *http.Request, userID, self string) error {
-	projects, err := s.identity.UserProjects(r.Context(), userID)
+	projects, err := s.identity.ListUserProjects(r.Context(), caller, id)
 	if err != nil {
 		return err
 	}
+	s.writeV3Projects(w, projects, "/identity/v3/users/"+id+"/projects")
+	return nil
+}
+
+func (s *Server) writeV3Projects(w http.ResponseWriter, projects []*cloudimage.Project, self string) {
 	out := make([]map[string]any, len(projects))
 	for i, p := range projects {
 		out[i] = map[string]any{
@@ -281,7 +297,6 @@ func (s *Server) writeV3Projects(w http.ResponseWriter, r *http.Request, userID,
 		"projects": out,
 		"links":    map[string]any{"self": s.publicURL + self, "previous": nil, "next": nil},
 	})
-	return nil
 }
 
 // v3Time is Keystone's token time format. Tokens keep whole seconds, as

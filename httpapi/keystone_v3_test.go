@@ -576,6 +576,36 @@ func (e *env) expiredToken(t *testing.T, p *cloudimage.Project, role cloudimage.
 	return secret
 }
 
+// memberAInB makes A's member a reader of B too, and returns a token of
+// that user scoped to B.
+func (e *env) memberAInB(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	userID := e.userID(t, e.a, cloudimage.RoleMember)
+	if err := e.db.AssignRole(ctx, userID, e.b.ID, cloudimage.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.Repeat("6", 32)
+	now := time.Now()
+	err := e.db.CreateToken(ctx, &cloudimage.Token{
+		Hash: cloudimage.HashToken(secret), User: &cloudimage.User{ID: userID}, Project: e.b,
+		IssuedAt: now, ExpiresAt: now.Add(testTTL),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// v3Subject is a token to validate or revoke, and whose it is: its user
+// holds role in p, or, for memberAInB, the member of A holds role in p.
+type v3Subject struct {
+	secret string
+	p      *cloudimage.Project
+	user   string
+	role   cloudimage.Role
+}
+
 func TestKeystoneV3Validate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -587,6 +617,7 @@ func TestKeystoneV3Validate(t *testing.T) {
 	memberAName := e.user(t, e.a, cloudimage.RoleMember)
 	memberAID := e.userID(t, e.a, cloudimage.RoleMember)
 	expired := e.expiredToken(t, e.a, cloudimage.RoleMember)
+	inB := e.memberAInB(t)
 
 	// A token validates to what its issue answered.
 	secret, issued := e.v3Issue(t, v3Body(userByName(memberAName, testPassword, domainByName), projectByID(e.a.ID)))
@@ -602,44 +633,85 @@ func TestKeystoneV3Validate(t *testing.T) {
 		t.Errorf("?nocatalog keys %v, want %v", got, want)
 	}
 
+	subj := func(secret string, p *cloudimage.Project, role cloudimage.Role) v3Subject {
+		return v3Subject{secret, p, userName(p, role), role}
+	}
+	ofMemberA := subj(memberA, e.a, cloudimage.RoleMember)
+	ofReaderA := subj(readerA, e.a, cloudimage.RoleReader)
+	ofAdminA := subj(adminA, e.a, cloudimage.RoleAdmin)
+	ofMemberB := subj(memberB, e.b, cloudimage.RoleMember)
+	ofAdminB := subj(adminB, e.b, cloudimage.RoleAdmin)
+	ofInB := v3Subject{inB, e.b, memberAName, cloudimage.RoleReader}
+	none := func(secret string) v3Subject { return v3Subject{secret: secret} }
+
+	// The body of the 404 for a token that does not exist: a token the
+	// caller may not see must get the very same answer.
+	_, _, unknown := e.call(t, "GET", v3Tokens, adminA, "", "X-Subject-Token", strings.Repeat("a", 32))
+
 	for _, tc := range []struct {
-		name            string
-		caller, subject string
-		status          int
+		name    string
+		caller  string
+		subject v3Subject
+		status  int
 	}{
-		{"another token of the same user", secret, memberA, 200},
-		{"an admin of the project", adminA, memberA, 200},
-		{"an admin of another project", adminB, memberA, 200},
-		{"a reader of the same project", readerA, memberA, 403},
-		{"a member of another project", memberB, memberA, 403},
-		{"unknown subject", adminA, strings.Repeat("a", 32), 404},
-		{"no subject", adminA, "", 404},
-		{"expired subject", adminA, expired, 404},
-		{"the subject's hash", adminA, cloudimage.HashToken(memberA), 404},
-		{"no caller", "", memberA, 401},
-		{"unknown caller", strings.Repeat("b", 32), memberA, 401},
-		{"expired caller", expired, memberA, 401},
-		{"expired caller on itself", expired, expired, 401},
+		{"another token of the same user", secret, ofMemberA, 200},
+		{"its user's token in another project", memberA, ofInB, 200},
+		{"from its user's token in another project", inB, ofMemberA, 200},
+		{"an admin, another user's token in its project", adminA, ofMemberA, 200},
+		{"an admin, a reader's token in its project", adminA, ofReaderA, 200},
+		{"an admin, its own", adminA, ofAdminA, 200},
+		{"an admin of B, a token in B of a user of A", adminB, ofInB, 200},
+		{"an admin of B, a member's of B", adminB, ofMemberB, 200},
+		{"an admin of A, a token of B", adminA, ofMemberB, 404},
+		{"an admin of A, B's admin's", adminA, ofAdminB, 404},
+		{"an admin of A, a token in B of a user of A", adminA, ofInB, 404},
+		{"an admin of B, a token of A", adminB, ofMemberA, 404},
+		{"a reader of the same project", readerA, ofMemberA, 404},
+		{"a member, its admin's", memberA, ofAdminA, 404},
+		{"a reader of B, its admin's", inB, ofAdminB, 404},
+		{"a member of another project", memberB, ofMemberA, 404},
+		{"unknown subject", adminA, none(strings.Repeat("a", 32)), 404},
+		{"no subject", adminA, none(""), 404},
+		{"expired subject", adminA, none(expired), 404},
+		{"the subject's hash", adminA, none(cloudimage.HashToken(memberA)), 404},
+		{"no caller", "", ofMemberA, 401},
+		{"unknown caller", strings.Repeat("b", 32), ofMemberA, 401},
+		{"expired caller", expired, ofMemberA, 401},
+		{"expired caller on itself", expired, none(expired), 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, hdr, b := e.call(t, "GET", v3Tokens, tc.caller, "", "X-Subject-Token", tc.subject)
+			sub := tc.subject
+			status, hdr, b := e.call(t, "GET", v3Tokens, tc.caller, "", "X-Subject-Token", sub.secret)
 			if status != tc.status {
 				t.Fatalf("GET: status %d, want %d; body %q", status, tc.status, b)
 			}
-			if status == http.StatusOK {
-				e.checkV3Token(t, decodeV3(t, b), e.a, memberAName, memberAID, cloudimage.RoleMember)
-				if hdr.Get("X-Subject-Token") != tc.subject {
+			switch {
+			case status == http.StatusOK:
+				userID := memberAID
+				if sub.user != memberAName {
+					userID = e.userID(t, sub.p, sub.role)
+				}
+				e.checkV3Token(t, decodeV3(t, b), sub.p, sub.user, userID, sub.role)
+				if hdr.Get("X-Subject-Token") != sub.secret {
 					t.Errorf("X-Subject-Token %q, want the subject", hdr.Get("X-Subject-Token"))
 				}
-			} else {
+			case status == http.StatusNotFound && sub.p != nil:
+				if string(b) != string(unknown) {
+					t.Errorf("a live token the caller may not see: body %q, want an unknown token's %q", b, unknown)
+				}
+				if hdr.Get("X-Subject-Token") != "" {
+					t.Error("a refusal echoes X-Subject-Token")
+				}
+				fallthrough
+			default:
 				keystoneError(t, status, hdr, b)
 			}
 
-			status, hdr, b = e.call(t, "HEAD", v3Tokens, tc.caller, "", "X-Subject-Token", tc.subject)
+			status, hdr, b = e.call(t, "HEAD", v3Tokens, tc.caller, "", "X-Subject-Token", sub.secret)
 			if status != tc.status || len(b) != 0 {
 				t.Errorf("HEAD: status %d with %d bytes, want %d and no body", status, len(b), tc.status)
 			}
-			if got := hdr.Get("X-Subject-Token"); tc.status == 200 && got != tc.subject {
+			if got := hdr.Get("X-Subject-Token"); tc.status == 200 && got != sub.secret {
 				t.Errorf("HEAD: X-Subject-Token %q, want the subject", got)
 			}
 		})
@@ -654,6 +726,7 @@ func TestKeystoneV3Revoke(t *testing.T) {
 	adminA := e.token(t, e.a, cloudimage.RoleAdmin)
 	adminB := e.token(t, e.b, cloudimage.RoleAdmin)
 	memberB := e.token(t, e.b, cloudimage.RoleMember)
+	inB := e.memberAInB(t)
 	revoke := func(t *testing.T, caller, subject string, want int) {
 		t.Helper()
 		status, hdr, b := e.call(t, "DELETE", v3Tokens, caller, "", "X-Subject-Token", subject)
@@ -668,13 +741,14 @@ func TestKeystoneV3Revoke(t *testing.T) {
 			keystoneError(t, status, hdr, b)
 		}
 	}
-	// works tells whether token is still accepted on every face.
-	works := func(t *testing.T, token string, want bool) {
+	// works tells whether token, scoped to p, is still accepted on every
+	// face; p's admin validates it through v3.
+	works := func(t *testing.T, p *cloudimage.Project, token string, want bool) {
 		t.Helper()
 		status, _, _ := e.call(t, "GET", "/v2/images", token, "")
-		h, _ := e.nhn(t, "GET", imagesPath(e.a)+"?limit=1", token, "")
-		show, _ := e.nhn(t, "GET", tokensPath(e.a)+"?id="+token, "", "")
-		v3, _, _ := e.call(t, "GET", v3Tokens, adminA, "", "X-Subject-Token", token)
+		h, _ := e.nhn(t, "GET", imagesPath(p)+"?limit=1", token, "")
+		show, _ := e.nhn(t, "GET", tokensPath(p)+"?id="+token, "", "")
+		v3, _, _ := e.call(t, "GET", v3Tokens, e.token(t, p, cloudimage.RoleAdmin), "", "X-Subject-Token", token)
 		got := []bool{status == 200, h.IsSuccessful, show.IsSuccessful, v3 == 200}
 		if !slices.Equal(got, []bool{want, want, want, want}) {
 			t.Errorf("token accepted by v2, v1.0 list, v1.0 token show, v3 validate: %v, want all %v", got, want)
@@ -685,29 +759,63 @@ func TestKeystoneV3Revoke(t *testing.T) {
 	}
 
 	t.Run("refused", func(t *testing.T) {
-		revoke(t, memberB, memberA, 403)
-		revoke(t, readerA, memberA, 403)
+		// A live token the caller may not revoke is 404, as an unknown
+		// one is.
+		revoke(t, memberB, memberA, 404)
+		revoke(t, readerA, memberA, 404)
+		revoke(t, memberA, adminA, 404)
+		revoke(t, adminB, memberA, 404)
+		revoke(t, adminA, memberB, 404)
+		revoke(t, adminA, adminB, 404)
+		revoke(t, adminA, inB, 404)
+		revoke(t, inB, adminB, 404)
 		revoke(t, "", memberA, 401)
 		revoke(t, strings.Repeat("b", 32), memberA, 401)
 		revoke(t, adminA, strings.Repeat("a", 32), 404)
 		revoke(t, adminA, "", 404)
 		revoke(t, adminA, cloudimage.HashToken(memberA), 404)
-		works(t, memberA, true)
+		works(t, e.a, memberA, true)
+		works(t, e.a, adminA, true)
+		works(t, e.b, memberB, true)
+		works(t, e.b, adminB, true)
+		works(t, e.b, inB, true)
 	})
 	t.Run("its own", func(t *testing.T) {
 		name := e.user(t, e.a, cloudimage.RoleMember)
 		secret, _ := e.v3Issue(t, v3Body(userByName(name, testPassword, domainByID), projectByID(e.a.ID)))
-		works(t, secret, true)
+		works(t, e.a, secret, true)
 		revoke(t, secret, secret, 204)
-		works(t, secret, false)
+		works(t, e.a, secret, false)
 		revoke(t, adminA, secret, 404)
 		// The user's other tokens are untouched.
-		works(t, memberA, true)
+		works(t, e.a, memberA, true)
+		works(t, e.b, inB, true)
 	})
-	t.Run("an admin, another user's", func(t *testing.T) {
-		revoke(t, adminB, readerA, 204)
-		works(t, readerA, false)
+	t.Run("an admin, another user's in its project", func(t *testing.T) {
+		revoke(t, adminA, readerA, 204)
+		works(t, e.a, readerA, false)
 		revoke(t, readerA, readerA, 401)
+		works(t, e.a, memberA, true)
+	})
+	t.Run("an admin of B, a token in B of a user of A", func(t *testing.T) {
+		inB2 := strings.Repeat("7", 32)
+		now := time.Now()
+		if err := e.db.CreateToken(context.Background(), &cloudimage.Token{
+			Hash: cloudimage.HashToken(inB2), User: &cloudimage.User{ID: e.userID(t, e.a, cloudimage.RoleMember)},
+			Project: e.b, IssuedAt: now, ExpiresAt: now.Add(testTTL),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		works(t, e.b, inB2, true)
+		revoke(t, adminB, inB2, 204)
+		works(t, e.b, inB2, false)
+		works(t, e.b, inB, true)
+		works(t, e.a, memberA, true)
+	})
+	t.Run("its user's token in another project", func(t *testing.T) {
+		revoke(t, memberA, inB, 204)
+		works(t, e.b, inB, false)
+		works(t, e.a, memberA, true)
 	})
 }
 
@@ -767,6 +875,8 @@ func TestKeystoneV3Projects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	memberA := e.token(t, e.a, cloudimage.RoleMember)
+	readerA := e.token(t, e.a, cloudimage.RoleReader)
+	adminA := e.token(t, e.a, cloudimage.RoleAdmin)
 	memberB := e.token(t, e.b, cloudimage.RoleMember)
 	adminB := e.token(t, e.b, cloudimage.RoleAdmin)
 	memberAID := e.userID(t, e.a, cloudimage.RoleMember)
@@ -809,26 +919,53 @@ func TestKeystoneV3Projects(t *testing.T) {
 		t.Errorf("auth/projects of A's member: %v, want [%s]", got, e.a.ID)
 	}
 	own := "/identity/v3/users/" + memberAID + "/projects"
-	if got := list(t, own, memberA); !slices.Equal(got, []string{e.a.ID}) {
-		t.Errorf("own user projects: %v, want [%s]", got, e.a.ID)
+	ofAdminA := "/identity/v3/users/" + e.userID(t, e.a, cloudimage.RoleAdmin) + "/projects"
+	ofAdminB := "/identity/v3/users/" + e.userID(t, e.b, cloudimage.RoleAdmin) + "/projects"
+	unknown := "/identity/v3/users/" + strings.Repeat("0", 32) + "/projects"
+	check := func(t *testing.T, path, token string, want []string) {
+		t.Helper()
+		if got := list(t, path, token); !slices.Equal(got, want) {
+			t.Errorf("GET %s: %v, want %v", path, got, want)
+		}
 	}
-	if got := list(t, own, adminB); !slices.Equal(got, []string{e.a.ID}) {
-		t.Errorf("an admin listing another user's projects: %v, want [%s]", got, e.a.ID)
-	}
-	for _, tc := range []struct {
-		path, token string
-		status      int
-	}{
-		{own, memberB, 403},
-		{own, "", 401},
-		{"/identity/v3/auth/projects", "", 401},
-		{"/identity/v3/auth/projects", strings.Repeat("b", 32), 401},
-	} {
-		status, hdr, b := e.call(t, "GET", tc.path, tc.token, "")
-		if status != tc.status {
-			t.Errorf("GET %s with %q: %d, want %d", tc.path, tc.token, status, tc.status)
-			continue
+	refused := func(t *testing.T, path, token string, want int) {
+		t.Helper()
+		status, hdr, b := e.call(t, "GET", path, token, "")
+		if status != want {
+			t.Errorf("GET %s with %q: %d, want %d; body %q", path, token, status, want, b)
+			return
 		}
 		keystoneError(t, status, hdr, b)
 	}
+
+	t.Run("a user of one project", func(t *testing.T) {
+		check(t, own, memberA, []string{e.a.ID})
+		check(t, own, adminA, []string{e.a.ID})
+		check(t, ofAdminA, adminA, []string{e.a.ID})
+		// An admin of B sees none of a user of A's projects.
+		check(t, own, adminB, []string{})
+		check(t, ofAdminA, adminB, []string{})
+		check(t, ofAdminB, adminA, []string{})
+		check(t, unknown, adminA, []string{})
+		refused(t, own, memberB, 403)
+		refused(t, own, readerA, 403)
+		refused(t, ofAdminA, memberA, 403)
+		refused(t, ofAdminB, memberA, 403)
+		refused(t, unknown, memberA, 403)
+		refused(t, own, "", 401)
+		refused(t, "/identity/v3/auth/projects", "", 401)
+		refused(t, "/identity/v3/auth/projects", strings.Repeat("b", 32), 401)
+	})
+	t.Run("a user of two projects", func(t *testing.T) {
+		inB := e.memberAInB(t)
+		check(t, "/identity/v3/auth/projects", memberA, []string{e.a.ID, e.b.ID})
+		check(t, "/identity/v3/auth/projects", inB, []string{e.a.ID, e.b.ID})
+		check(t, own, memberA, []string{e.a.ID, e.b.ID})
+		check(t, own, inB, []string{e.a.ID, e.b.ID})
+		// Each admin sees only its own project of the user's.
+		check(t, own, adminA, []string{e.a.ID})
+		check(t, own, adminB, []string{e.b.ID})
+		refused(t, own, memberB, 403)
+		refused(t, ofAdminB, inB, 403)
+	})
 }
