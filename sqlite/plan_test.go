@@ -227,3 +227,46 @@ func TestListQueryBindsCallerStrings(t *testing.T) {
 		t.Fatalf("unknown sort key: got %v, want EINVALID", err)
 	}
 }
+
+// TestListQueryPlanByName checks that a list ordered by name, with its
+// tie-breakers in the same direction (Terraform's sort_key=name&sort_dir=asc,
+// or sort=name:desc), walks the name indexes in either direction rather
+// than sorting every image of a branch.
+func TestListQueryPlanByName(t *testing.T) {
+	ctx := context.Background()
+	marker := &cloudimage.Image{ID: "x", Name: "m", CreatedAt: time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)}
+	for _, analyzed := range []bool{false, true} {
+		db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if analyzed {
+			seedSkewed(t, db)
+		}
+		for _, desc := range []bool{false, true} {
+			sorts := cloudimage.CompleteSort([]cloudimage.Sort{{Key: cloudimage.SortName, Desc: desc}}, desc)
+			for _, after := range []*cloudimage.Image{nil, marker} {
+				plan := queryPlan(t, db, cloudimage.ImageQuery{Viewer: "p", Sort: sorts, After: after, Limit: 100})
+				text := strings.Join(plan, "\n")
+				name := fmt.Sprintf("analyzed=%v desc=%v after=%v", analyzed, desc, after != nil)
+				for _, want := range []string{
+					"SEARCH i USING COVERING INDEX images_owner_name_order (owner=?",
+					"SEARCH i USING COVERING INDEX images_visibility_name_order (visibility=?",
+				} {
+					if !strings.Contains(text, want) {
+						t.Errorf("%s: plan lacks %q:\n%s", name, want, text)
+					}
+				}
+				for i, line := range plan {
+					if strings.Contains(line, "TEMP B-TREE") && !sortsPage(plan[:i]) && !sortsMemberships(plan[:i]) {
+						t.Errorf("%s: plan sorts more than a branch's page or the viewer's memberships:\n%s", name, text)
+					}
+					if strings.HasPrefix(line, "SCAN i") || strings.HasPrefix(line, "SCAN images") {
+						t.Errorf("%s: plan scans a table:\n%s", name, text)
+					}
+				}
+			}
+		}
+	}
+}
