@@ -174,7 +174,7 @@ func (c *benchCatalog) checkPage(b *testing.B, path string, want []string) {
 
 // BenchmarkV2List measures the v2 list through the whole handler over the
 // same 100,000 images: the default order from the start and deep in the
-// list, a filtered page, and a page in another order.
+// list, a filtered page, and pages in orders with and without an index.
 func BenchmarkV2List(b *testing.B) {
 	c := seedCatalog(b)
 	for _, bc := range []struct {
@@ -185,6 +185,8 @@ func BenchmarkV2List(b *testing.B) {
 		{"DeepPage", fmt.Sprintf("limit=%d&marker=%s", benchLimit, c.ids[benchDeep-1]), c.ids[benchDeep]},
 		{"Filtered", fmt.Sprintf("limit=%d&visibility=shared&os_distro=ubuntu&size_min=1", benchLimit), c.ids[1]},
 		{"SortedByName", fmt.Sprintf("limit=%d&sort=name:asc", benchLimit), c.ids[len(c.ids)-1]},
+		// No index has this order: the branches sort their images.
+		{"SortedBySize", fmt.Sprintf("limit=%d&sort=size:desc", benchLimit), c.ids[0]},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			path := "/v2/images?" + bc.query
