@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -196,10 +195,8 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request, c *cloudima
 // uploadImage streams the request body into the image: it is never held
 // in memory whole, whether it comes with a Content-Length or chunked.
 func (s *Server) uploadImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
-		return errStatus(http.StatusUnsupportedMediaType,
-			"The media type %q is not supported for this request; use application/octet-stream.", ct)
+	if err := requireOctetStream(r); err != nil {
+		return err
 	}
 	rc := http.NewResponseController(w)
 	defer rc.SetReadDeadline(time.Time{}) // the connection may serve more requests
