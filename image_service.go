@@ -623,7 +623,8 @@ func (h *hashingReader) virtualSize(diskFormat string, size int64) *int64 {
 //     the upload can simply be retried;
 //   - an image left importing with its data staged resumes its import in
 //     the background; one without staged data (a web-download) is queued;
-//   - an image left uploading whose staging never completed is queued.
+//   - an image left uploading whose staging never completed, or whose
+//     staged data was never recorded, is queued and its data removed.
 //
 // It returns how many images it repaired.
 //
@@ -676,8 +677,13 @@ func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
 				s.startImport(id, func(ctx context.Context) (io.ReadCloser, error) {
 					return s.blobs.Open(ctx, stagingKey(id))
 				})
-			case err == nil:
+			case err == nil && img.Size != nil:
 				continue // staged, waiting for its import call
+			case err == nil:
+				// The data was stored but the stage never recorded it
+				// (its size): Import would refuse the image for ever.
+				s.logger.Warn("staging interrupted before it was recorded; image returned to queued", "image", img.ID)
+				s.unstage(ctx, img.ID, status)
 			default:
 				s.logger.Warn("interrupted transfer returned to queued", "image", img.ID, "status", status)
 				s.unstage(ctx, img.ID, status)

@@ -158,6 +158,16 @@ func TestRecoverTransfers(t *testing.T) {
 	// Staged, waiting for its import call.
 	uploadingStaged := f.create(t, f.memberA, cloudimage.ImageCreate{})
 	f.stage(t, f.memberA, uploadingStaged.ID, []byte("waiting"))
+	// Staged, but the stage was cut off before it recorded the data's
+	// size: the data is whole, yet no import would take it.
+	unrecorded := f.create(t, f.memberA, cloudimage.ImageCreate{})
+	f.stage(t, f.memberA, unrecorded.ID, []byte("unrecorded"))
+	if _, err := f.db.UpdateImage(f.ctx, unrecorded.ID, func(img *cloudimage.Image) error {
+		img.Size = nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// A web-download that was cut off: nothing to resume from.
 	importingBare := f.create(t, f.memberA, cloudimage.ImageCreate{})
 	setStatus(importingBare.ID, cloudimage.StatusImporting)
@@ -176,10 +186,10 @@ func TestRecoverTransfers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RecoverUploads: %v", err)
 	}
-	if n != 3 {
-		t.Errorf("RecoverUploads repaired %d images, want 3", n)
+	if n != 4 {
+		t.Errorf("RecoverUploads repaired %d images, want 4", n)
 	}
-	for _, img := range []*cloudimage.Image{uploadingBare, importingBare} {
+	for _, img := range []*cloudimage.Image{uploadingBare, importingBare, unrecorded} {
 		got := f.stored(t, img.ID)
 		wantStatus(t, got, cloudimage.StatusQueued)
 		if got.Size != nil {
