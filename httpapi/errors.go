@@ -189,9 +189,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // maxBodyBytes caps every request body other than image data.
 const maxBodyBytes = 1 << 20
 
+// limitedBody returns r's body capped at maxBodyBytes: the most any
+// request body but image data may be.
+func limitedBody(w http.ResponseWriter, r *http.Request) io.Reader {
+	return http.MaxBytesReader(w, r.Body, maxBodyBytes)
+}
+
 // decodeJSON decodes a capped request body into v.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(limitedBody(w, r))
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -153,7 +153,7 @@ func parseImageCreate(body []byte) (cloudimage.ImageCreate, error) {
 }
 
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(limitedBody(w, r))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -233,7 +233,9 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, c *cloudi
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", strconv.Quote(img.Checksum))
-	dw := &downloadWriter{ResponseWriter: w, md5: img.Checksum, size: size, unsatisfiable: func(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve more requests
+	dw := &downloadWriter{ResponseWriter: w, rc: rc, md5: img.Checksum, size: size, unsatisfiable: func(w http.ResponseWriter) {
 		s.writeImageError(w, r, errStatus(http.StatusRequestedRangeNotSatisfiable,
 			"The requested range is not satisfiable: the image data is %d bytes long.", size))
 	}}
@@ -280,8 +282,12 @@ func satisfiableRanges(header string, size int64) string {
 // place of net/http's plain-text body. The 416 is recognised only once
 // ServeContent has weighed the preconditions and If-Range, so that a
 // stale If-Range still gets the whole image.
+//
+// Each write must go out within transferIdleTimeout: a client that stops
+// reading must not hold its connection and the image's data open for ever.
 type downloadWriter struct {
 	http.ResponseWriter
+	rc            *http.ResponseController
 	md5           string
 	size          int64
 	unsatisfiable func(http.ResponseWriter) // writes the 416
@@ -315,6 +321,8 @@ func (w *downloadWriter) Write(b []byte) (int, error) {
 	if w.discard {
 		return len(b), nil
 	}
+	// Writers that cannot set deadlines (in tests) are written as they are.
+	_ = w.rc.SetWriteDeadline(time.Now().Add(transferIdleTimeout))
 	return w.ResponseWriter.Write(b)
 }
 
@@ -323,10 +331,11 @@ func (w *downloadWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
 }
 
-// uploadIdleTimeout is how long an upload may go without receiving a byte
-// before it is abandoned: a stalled client must not hold its image in
-// saving, or a shutdown, for ever.
-const uploadIdleTimeout = 60 * time.Second
+// transferIdleTimeout is how long an upload may go without receiving a
+// byte, or a download without sending one, before it is abandoned: a
+// stalled client must not hold its image in saving, its connection, or a
+// shutdown, for ever.
+const transferIdleTimeout = 60 * time.Second
 
 // idleReader moves the connection's read deadline forward before each read.
 type idleReader struct {
@@ -336,6 +345,6 @@ type idleReader struct {
 
 func (ir *idleReader) Read(p []byte) (int, error) {
 	// Writers that cannot set deadlines (in tests) are read as they are.
-	_ = ir.rc.SetReadDeadline(time.Now().Add(uploadIdleTimeout))
+	_ = ir.rc.SetReadDeadline(time.Now().Add(transferIdleTimeout))
 	return ir.r.Read(p)
 }

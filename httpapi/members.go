@@ -126,7 +126,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, c *cloudim
 // A missing body and one that is not JSON get Glance's messages; JSON that
 // is not an object gets form, which shows the shape expected.
 func readObject(w http.ResponseWriter, r *http.Request, form string) (map[string]json.RawMessage, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(limitedBody(w, r))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

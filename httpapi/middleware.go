@@ -157,3 +157,44 @@ func (b *bufferedResponse) replay(w http.ResponseWriter) {
 	w.WriteHeader(b.status)
 	w.Write(b.body)
 }
+
+// bodyTimeout is how long a client has to send a request body, or, for
+// image data, how long it may pause (see idleReader).
+var bodyTimeout = 30 * time.Second
+
+// withBodyDeadline bounds the time a request's body may take to arrive: a
+// client that sends a body slowly, or never, must not hold a connection
+// and a handler for ever. The bound also covers what net/http reads of a
+// body the handler left unread before it answers. It is lifted once the
+// body has been read to its end, so that it cannot cut short the rest of
+// a handler (net/http cancels a request whose connection times out).
+func (s *Server) withBodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			rc := http.NewResponseController(w)
+			// Writers that cannot set deadlines (in tests) go without.
+			if rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts its connection's read deadline once it has been read
+// to its end. After a failed read the deadline stays: net/http still
+// reads what is left of the body before it answers.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}

@@ -70,7 +70,7 @@ func readPatch(w http.ResponseWriter, r *http.Request) (ops []patchOp, v20 bool,
 		return nil, false, errStatus(http.StatusUnsupportedMediaType,
 			"The request media type %s is not supported by this server.", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(limitedBody(w, r))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

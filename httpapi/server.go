@@ -77,10 +77,10 @@ func (s *Server) Handler() http.Handler {
 
 // routes registers every endpoint and wraps the mux in the middleware
 // chain. From the outside in: the request is counted as in flight, a
-// request ID is assigned, the request is
-// logged when it ends, a panic becomes a 500 rather than a dropped
-// connection, and a request no route takes is answered in its face's
-// error format.
+// request ID is assigned, the request is logged when it ends, a panic
+// becomes a 500 rather than a dropped connection, the body must arrive
+// in time, and a request no route takes is answered in its face's error
+// format.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.nhnRoutes(mux)
@@ -88,7 +88,7 @@ func (s *Server) routes() http.Handler {
 	s.imageRoutes(mux)
 	s.memberRoutes(mux)
 	s.actionRoutes(mux)
-	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withUnrouted(mux)))))
+	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withBodyDeadline(s.withUnrouted(mux))))))
 }
 
 // withUnrouted serves the requests mux has no route for as the face their
