@@ -84,13 +84,18 @@ func (c *Caller) CanWrite() bool {
 // Lookups of a missing thing return ENOTFOUND; a duplicate name or key
 // returns ECONFLICT.
 type IdentityStore interface {
+	// CreateProject stores p; its ID, name and appkey must be new.
 	CreateProject(ctx context.Context, p *Project) error
+	// Project, ProjectByName and ProjectByAppKey find one project.
 	Project(ctx context.Context, id string) (*Project, error)
 	ProjectByName(ctx context.Context, name string) (*Project, error)
 	ProjectByAppKey(ctx context.Context, appkey string) (*Project, error)
+	// Projects returns every project.
 	Projects(ctx context.Context) ([]*Project, error)
 
+	// CreateUser stores u; its ID and name must be new.
 	CreateUser(ctx context.Context, u *User) error
+	// UserByName and UserByID find one user.
 	UserByName(ctx context.Context, name string) (*User, error)
 	UserByID(ctx context.Context, id string) (*User, error)
 

@@ -37,7 +37,8 @@ var DiskFormats = []string{"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "q
 // ContainerFormats are the container formats an image may declare.
 var ContainerFormats = []string{"ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"}
 
-// Limits on image metadata, as in Glance's schema.
+// Limits on image metadata, as in Glance's schema. Lengths are in
+// characters, not bytes.
 const (
 	MaxNameLength          = 255
 	MaxTagLength           = 255

@@ -109,9 +109,6 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 	if img.Owner != c.ProjectID || !c.CanWrite() {
 		return Errorf(EFORBIDDEN, "You are not permitted to import data to image %s.", id)
 	}
-	if img.DiskFormat == "" || img.ContainerFormat == "" {
-		return Errorf(EINVALID, "Properties disk_format, container_format must be set prior to importing data.")
-	}
 	if !slices.Contains(s.ImportMethods(), req.Method) {
 		return Errorf(EINVALID, "Import method %q is not available: use one of %s",
 			req.Method, strings.Join(s.ImportMethods(), ", "))
@@ -136,6 +133,9 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 		source = func(ctx context.Context) (io.ReadCloser, error) { return s.fetch(ctx, u) }
 	}
 	_, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
+		if img.DiskFormat == "" || img.ContainerFormat == "" {
+			return errNoFormats("importing")
+		}
 		// A staged image has its size once all of its data is staged;
 		// until then its stage request is still streaming.
 		if img.Status != from || (req.Method == ImportGlanceDirect && img.Size == nil) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +171,28 @@ func TestOwnerUpdatesUnknownMember(t *testing.T) {
 	}
 	_, err = f.svc.UpdateMember(f.ctx, f.memberA, img.ID, f.memberB.ProjectID, cloudimage.MemberAccepted)
 	wantCode(t, err, cloudimage.EFORBIDDEN)
+}
+
+// TestLengthsInCharacters checks that the limits on names, tags and
+// property names count characters, as Glance does, not bytes: 255 Hangul
+// characters (765 bytes) fit, 256 do not.
+func TestLengthsInCharacters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	fits, over := strings.Repeat("한", 255), strings.Repeat("한", 256)
+	img, err := f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{Name: fits,
+		Properties: map[string]string{"os_type": "linux", fits: "x"}})
+	if err != nil {
+		t.Fatalf("Create with 255-character name and property: %v", err)
+	}
+	if err := f.svc.AddTag(f.ctx, f.memberA, img.ID, fits); err != nil {
+		t.Errorf("AddTag with a 255-character tag: %v", err)
+	}
+	_, err = f.svc.Create(f.ctx, f.memberA, cloudimage.ImageCreate{Name: over, Properties: linux()})
+	wantCode(t, err, cloudimage.EINVALID)
+	wantCode(t, f.svc.AddTag(f.ctx, f.memberA, img.ID, over), cloudimage.EINVALID)
+	_, err = f.svc.Update(f.ctx, f.memberA, img.ID, cloudimage.ImageUpdate{Name: &over})
+	wantCode(t, err, cloudimage.EINVALID)
+	_, err = f.svc.Update(f.ctx, f.memberA, img.ID, cloudimage.ImageUpdate{SetProperties: map[string]string{over: "x"}})
+	wantCode(t, err, cloudimage.EINVALID)
 }

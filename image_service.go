@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -179,7 +180,7 @@ func (s *ImageService) validateCreate(c *Caller, in *ImageCreate) error {
 		}
 		in.ID = id
 	}
-	if len(in.Name) > MaxNameLength {
+	if utf8.RuneCountInString(in.Name) > MaxNameLength {
 		return Errorf(EINVALID, "name must be at most %d characters", MaxNameLength)
 	} else if !validText(in.Name) {
 		return Errorf(EINVALID, "name must be UTF-8 without control characters")
@@ -217,7 +218,7 @@ func normalizeTags(tags []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(tags))
 	for _, t := range tags {
-		if t == "" || len(t) > MaxTagLength {
+		if t == "" || utf8.RuneCountInString(t) > MaxTagLength {
 			return nil, Errorf(EINVALID, "a tag must be 1 to %d characters", MaxTagLength)
 		}
 		if !slices.Contains(out, t) {
@@ -235,14 +236,14 @@ func validateProperties(props map[string]string) error {
 		return Errorf(ETOOLARGE, "an image may have at most %d extra properties", MaxProperties)
 	}
 	for _, k := range slices.Sorted(maps.Keys(props)) {
-		if k == "" || len(k) > MaxPropertyKeyLength {
+		if k == "" || utf8.RuneCountInString(k) > MaxPropertyKeyLength {
 			return Errorf(EINVALID, "a property name must be 1 to %d characters", MaxPropertyKeyLength)
 		} else if !validText(k) || !validText(props[k]) {
 			return Errorf(EINVALID, "property %q: names and values must be UTF-8 without control characters", k)
 		} else if slices.Contains(ReservedProperties, k) || strings.HasPrefix(k, "os_glance") {
 			// os_glance_* is Glance's own namespace (import status and the like).
 			return Errorf(EFORBIDDEN, "Attribute '%s' is reserved.", k)
-		} else if len(props[k]) > MaxPropertyValueLength {
+		} else if utf8.RuneCountInString(props[k]) > MaxPropertyValueLength {
 			return Errorf(EINVALID, "property %q must be at most %d characters", k, MaxPropertyValueLength)
 		}
 	}
@@ -410,10 +411,12 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 	if img.Owner != c.ProjectID || !c.CanWrite() {
 		return nil, Errorf(EFORBIDDEN, "You are not permitted to upload data to image %s.", id)
 	}
-	if img.DiskFormat == "" || img.ContainerFormat == "" {
-		return nil, Errorf(EINVALID, "Properties disk_format, container_format must be set prior to saving data.")
-	}
 	if _, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+		// Checked here, in the transaction, so that a PATCH clearing a
+		// format cannot slip in before the status changes.
+		if img.DiskFormat == "" || img.ContainerFormat == "" {
+			return errNoFormats("saving")
+		}
 		return img.SetStatus(StatusSaving, s.now())
 	}); err != nil {
 		return nil, err
@@ -456,6 +459,11 @@ func (s *ImageService) activate(ctx context.Context, id string, size int64, hr *
 		return nil, err
 	}
 	return img, nil
+}
+
+// errNoFormats refuses data for an image that does not say what it is.
+func errNoFormats(doing string) error {
+	return Errorf(EINVALID, "Properties disk_format, container_format must be set prior to %s data.", doing)
 }
 
 // requeue returns an image whose upload failed to queued. It runs even when
@@ -685,6 +693,13 @@ func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
 				s.logger.Warn("staging interrupted before it was recorded; image returned to queued", "image", img.ID)
 				s.unstage(ctx, img.ID, status)
 			default:
+				// A web-download may have stored its data before it could
+				// mark the image active: nothing references that data.
+				if status == StatusImporting {
+					if err := s.blobs.Delete(ctx, img.ID); err != nil && ErrorCode(err) != ENOTFOUND {
+						return n, fmt.Errorf("remove data of interrupted import %s: %w", img.ID, err)
+					}
+				}
 				s.logger.Warn("interrupted transfer returned to queued", "image", img.ID, "status", status)
 				s.unstage(ctx, img.ID, status)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // ImageUpdate is a change to an image's metadata: every field that is set
@@ -72,7 +73,7 @@ func (s *ImageService) change(ctx context.Context, c *Caller, id string, fn func
 // of the service's profile.
 func (s *ImageService) apply(c *Caller, img *Image, u ImageUpdate) error {
 	if u.Name != nil {
-		if len(*u.Name) > MaxNameLength {
+		if utf8.RuneCountInString(*u.Name) > MaxNameLength {
 			return Errorf(EINVALID, "name must be at most %d characters", MaxNameLength)
 		} else if !validText(*u.Name) {
 			return Errorf(EINVALID, "name must be UTF-8 without control characters")
@@ -175,7 +176,7 @@ func (s *ImageService) checkVisibility(c *Caller, v Visibility) error {
 // with the profile's reserved prefix, such as NHN's _AVAILABLE_, are the
 // operator's (digest §7 #31).
 func (s *ImageService) checkTag(c *Caller, t string) error {
-	if t == "" || len(t) > MaxTagLength {
+	if t == "" || utf8.RuneCountInString(t) > MaxTagLength {
 		return Errorf(EINVALID, "a tag must be 1 to %d characters", MaxTagLength)
 	} else if !validText(t) {
 		return Errorf(EINVALID, "a tag must be UTF-8 without control characters")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,10 @@ func TestRecoverTransfers(t *testing.T) {
 	// A web-download that was cut off: nothing to resume from.
 	importingBare := f.create(t, f.memberA, cloudimage.ImageCreate{})
 	setStatus(importingBare.ID, cloudimage.StatusImporting)
+	// ... which may have stored its data before it could say so.
+	if _, err := f.blobs.Put(f.ctx, importingBare.ID, strings.NewReader("downloaded, never recorded")); err != nil {
+		t.Fatal(err)
+	}
 	// A glance-direct import that was cut off.
 	importingStaged := f.create(t, f.memberA, cloudimage.ImageCreate{})
 	f.stage(t, f.memberA, importingStaged.ID, []byte("resumed"))
