@@ -66,6 +66,10 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 			}
 			s.logger.Error("panic in handler", "panic", p, "route", r.Pattern,
 				"request_id", requestID(r.Context()))
+			if rec, ok := w.(*recorder); ok && rec.wroteHeader {
+				// Part of an answer is out: cut it rather than append a 500.
+				panic(http.ErrAbortHandler)
+			}
 			http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
 		}()
 		next.ServeHTTP(w, r)

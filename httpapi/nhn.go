@@ -174,7 +174,9 @@ func (s *Server) nhnListImages(w http.ResponseWriter, r *http.Request) error {
 		bw.Write(b)
 	}
 	bw.WriteString("]}\n")
-	return bw.Flush()
+	// The answer has begun: a client gone by now cannot be told anything.
+	_ = bw.Flush()
+	return nil
 }
 
 // nhnDeleteImage deletes the one image named by the id parameter.

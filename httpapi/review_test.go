@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -299,5 +300,34 @@ func TestListEmptyFilters(t *testing.T) {
 	unnamed := e.createImage(t, member, map[string]any{"os_type": "linux"})["id"].(string)
 	if got := e.listV2(t, member, "name=").ids(); len(got) != 1 || got[0] != unnamed {
 		t.Errorf("name= with an unnamed image: %v, want [%s]", got, unnamed)
+	}
+}
+
+// brokenWriter is a client that went away: every write of the body fails.
+// It counts the status lines the handler tries to send.
+type brokenWriter struct {
+	header   http.Header
+	statuses []int
+}
+
+func (w *brokenWriter) Header() http.Header         { return w.header }
+func (w *brokenWriter) WriteHeader(status int)      { w.statuses = append(w.statuses, status) }
+func (w *brokenWriter) Write(b []byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+// TestListToAGoneClient checks that a list whose client has gone away is
+// answered with one status line, not a second one and an error page
+// appended to the images, and that nothing is logged as an error.
+func TestListToAGoneClient(t *testing.T) {
+	e := newEnv(t)
+	token := e.token(t, e.a, cloudimage.RoleMember)
+	e.newImage(t, token, "listed")
+	for _, path := range []string{"/v2/images", "/v1.0/appkeys/" + e.a.AppKey + "/images", "/v2/schemas/image"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("X-Auth-Token", token)
+		w := &brokenWriter{header: http.Header{}}
+		e.handler.ServeHTTP(w, req)
+		if len(w.statuses) > 1 {
+			t.Errorf("GET %s to a gone client: status lines %v, want one", path, w.statuses)
+		}
 	}
 }
