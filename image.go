@@ -134,9 +134,11 @@ type ImageStore interface {
 	// every project, oldest first.
 	ImagesInStatus(ctx context.Context, status Status, limit int) ([]*Image, error)
 
-	// AddMember adds m to its image. A member the image has already is
-	// ECONFLICT; an unknown image is ENOTFOUND.
-	AddMember(ctx context.Context, m *Member) error
+	// AddMember adds m to its image, in one transaction with the count of
+	// the image's members: an image with max members already is
+	// ETOOLARGE. A member the image has already is ECONFLICT; an unknown
+	// image is ENOTFOUND.
+	AddMember(ctx context.Context, m *Member, max int) error
 
 	// Member returns the membership of project in the image.
 	Member(ctx context.Context, imageID, project string) (*Member, error)

@@ -35,16 +35,9 @@ func (s *ImageService) AddMember(ctx context.Context, c *Caller, id, project str
 	case project == img.Owner:
 		return nil, Errorf(EINVALID, "An image cannot be shared with the project that owns it.")
 	}
-	members, err := s.images.Members(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(members) >= MaxMembers {
-		return nil, Errorf(ETOOLARGE, "Maximum number of image members exceeded: an image may have at most %d.", MaxMembers)
-	}
 	t := s.now()
 	m := &Member{ImageID: id, ProjectID: project, Status: MemberPending, CreatedAt: t, UpdatedAt: t}
-	if err := s.images.AddMember(ctx, m); err != nil {
+	if err := s.images.AddMember(ctx, m, MaxMembers); err != nil {
 		return nil, err
 	}
 	return m, nil

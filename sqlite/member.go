@@ -36,10 +36,19 @@ func imageExists(ctx context.Context, q queryer, id string) error {
 }
 
 // AddMember adds m to its image's members.
-func (db *DB) AddMember(ctx context.Context, m *cloudimage.Member) error {
+func (db *DB) AddMember(ctx context.Context, m *cloudimage.Member, max int) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		if err := imageExists(ctx, tx, m.ImageID); err != nil {
 			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM image_members WHERE image_id = ?`,
+			m.ImageID).Scan(&n); err != nil {
+			return fmt.Errorf("count members of image %s: %w", m.ImageID, err)
+		}
+		if n >= max {
+			return cloudimage.Errorf(cloudimage.ETOOLARGE,
+				"Maximum number of image members exceeded: an image may have at most %d.", max)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO image_members (`+memberColumns+`) VALUES (?, ?, ?, ?, ?)`,
 			m.ImageID, m.ProjectID, string(m.Status), micros(m.CreatedAt), micros(m.UpdatedAt))

@@ -75,7 +75,7 @@ func seedSkewed(t *testing.T, db *DB) {
 	for _, img := range imgs {
 		if img.Owner == "q" && img.Visibility == cloudimage.VisibilityShared {
 			m := &cloudimage.Member{ImageID: img.ID, ProjectID: "p", Status: cloudimage.MemberAccepted, CreatedAt: base, UpdatedAt: base}
-			if err := db.AddMember(ctx, m); err != nil {
+			if err := db.AddMember(ctx, m, cloudimage.MaxMembers); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -77,7 +77,7 @@ func TestMembersCascade(t *testing.T) {
 		}
 		for _, member := range []string{"m1", "m2"} {
 			m := &cloudimage.Member{ImageID: id, ProjectID: member, Status: cloudimage.MemberAccepted, CreatedAt: at, UpdatedAt: at}
-			if err := db.AddMember(ctx, m); err != nil {
+			if err := db.AddMember(ctx, m, cloudimage.MaxMembers); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -153,7 +153,7 @@ func BenchmarkListImages(b *testing.B) {
 	for i, img := range imgs {
 		if i%1000 == 1 {
 			m := &cloudimage.Member{ImageID: img.ID, ProjectID: "a", Status: cloudimage.MemberAccepted, CreatedAt: base, UpdatedAt: base}
-			if err := db.AddMember(ctx, m); err != nil {
+			if err := db.AddMember(ctx, m, cloudimage.MaxMembers); err != nil {
 				b.Fatal(err)
 			}
 		}

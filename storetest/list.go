@@ -32,7 +32,7 @@ type memberships map[string]map[string]cloudimage.MemberStatus
 func (ms memberships) add(t *testing.T, s MetadataStore, img *cloudimage.Image, project string, st cloudimage.MemberStatus) {
 	t.Helper()
 	m := &cloudimage.Member{ImageID: img.ID, ProjectID: project, Status: st, CreatedAt: base, UpdatedAt: base}
-	if err := s.AddMember(context.Background(), m); err != nil {
+	if err := s.AddMember(context.Background(), m, cloudimage.MaxMembers); err != nil {
 		t.Fatalf("add member %s to %s: %v", project, img.Name, err)
 	}
 	if ms[img.ID] == nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,7 +47,7 @@ func testMembers(t *testing.T, s MetadataStore) {
 	for i, project := range projects {
 		m := &cloudimage.Member{ImageID: img.ID, ProjectID: project, Status: cloudimage.MemberPending,
 			CreatedAt: base.Add(time.Duration(i) * time.Microsecond), UpdatedAt: base.Add(time.Duration(i+7) * time.Microsecond)}
-		if err := s.AddMember(ctx, m); err != nil {
+		if err := s.AddMember(ctx, m, cloudimage.MaxMembers); err != nil {
 			t.Fatalf("add %s: %v", project, err)
 		}
 		want = append(want, m)
@@ -74,12 +75,12 @@ func testMembers(t *testing.T, s MetadataStore) {
 
 	// Duplicates, unknown images and unknown members.
 	dup := &cloudimage.Member{ImageID: img.ID, ProjectID: "tenant-a", Status: cloudimage.MemberAccepted, CreatedAt: base, UpdatedAt: base}
-	wantCode(t, s.AddMember(ctx, dup), cloudimage.ECONFLICT)
+	wantCode(t, s.AddMember(ctx, dup, cloudimage.MaxMembers), cloudimage.ECONFLICT)
 	if m, _ := s.Member(ctx, img.ID, "tenant-a"); m.Status != cloudimage.MemberPending {
 		t.Fatalf("a refused duplicate changed the member: %+v", m)
 	}
 	orphan := &cloudimage.Member{ImageID: uuid.NewString(), ProjectID: "tenant-a", Status: cloudimage.MemberPending, CreatedAt: base, UpdatedAt: base}
-	wantCode(t, s.AddMember(ctx, orphan), cloudimage.ENOTFOUND)
+	wantCode(t, s.AddMember(ctx, orphan, cloudimage.MaxMembers), cloudimage.ENOTFOUND)
 	_, err = s.Member(ctx, img.ID, "tenant-z")
 	wantCode(t, err, cloudimage.ENOTFOUND)
 	_, err = s.Member(ctx, bare.ID, "tenant-a")
@@ -88,7 +89,7 @@ func testMembers(t *testing.T, s MetadataStore) {
 	wantCode(t, err, cloudimage.ENOTFOUND)
 	// The same project may be a member of several images.
 	other := &cloudimage.Member{ImageID: bare.ID, ProjectID: "tenant-a", Status: cloudimage.MemberRejected, CreatedAt: base, UpdatedAt: base}
-	if err := s.AddMember(ctx, other); err != nil {
+	if err := s.AddMember(ctx, other, cloudimage.MaxMembers); err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,7 +175,7 @@ func testUpdateMemberAtomic(t *testing.T, s MetadataStore) {
 	img := newImage(p.ID, base)
 	mustCreate(t, s, img)
 	m := &cloudimage.Member{ImageID: img.ID, ProjectID: "tenant", Status: cloudimage.MemberPending, CreatedAt: base, UpdatedAt: base}
-	if err := s.AddMember(ctx, m); err != nil {
+	if err := s.AddMember(ctx, m, cloudimage.MaxMembers); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -202,5 +203,54 @@ func testUpdateMemberAtomic(t *testing.T, s MetadataStore) {
 	}
 	if want := base.Add(n * time.Microsecond); !got.UpdatedAt.Equal(want) {
 		t.Fatalf("got updated_at %v after %d concurrent increments, want %v", got.UpdatedAt, n, want)
+	}
+}
+
+// testMembersMax checks that AddMember refuses a member beyond max in the
+// same transaction as it counts them: adds racing each other cannot pass
+// it together.
+func testMembersMax(t *testing.T, s MetadataStore) {
+	ctx := context.Background()
+	p := mustProject(t, s, "p")
+	img := newImage(p.ID, base)
+	img.Visibility = cloudimage.VisibilityShared
+	mustCreate(t, s, img)
+	const max = 3
+	errs := make(chan error, 12)
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.AddMember(ctx, &cloudimage.Member{ImageID: img.ID, ProjectID: fmt.Sprint("tenant-", i),
+				Status: cloudimage.MemberPending, CreatedAt: base, UpdatedAt: base}, max)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	added := 0
+	for err := range errs {
+		switch cloudimage.ErrorCode(err) {
+		case "":
+			added++
+		case cloudimage.ETOOLARGE:
+		default:
+			t.Errorf("AddMember: %v, want nil or %s", err, cloudimage.ETOOLARGE)
+		}
+	}
+	got, err := s.Members(ctx, img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added != max || len(got) != max {
+		t.Errorf("%d adds succeeded and the image has %d members; want %d of each", added, len(got), max)
+	}
+	// The limit is the image's: another image still takes members.
+	other := newImage(p.ID, base.Add(time.Second))
+	other.Visibility = cloudimage.VisibilityShared
+	mustCreate(t, s, other)
+	if err := s.AddMember(ctx, &cloudimage.Member{ImageID: other.ID, ProjectID: "tenant-0",
+		Status: cloudimage.MemberPending, CreatedAt: base, UpdatedAt: base}, max); err != nil {
+		t.Errorf("add to another image: %v", err)
 	}
 }

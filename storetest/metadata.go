@@ -36,6 +36,7 @@ func TestMetadataStore(t *testing.T, open func(t *testing.T) MetadataStore) {
 	t.Run("ListImagesPagination", func(t *testing.T) { testListPagination(t, open(t)) })
 	t.Run("ListImagesInvalid", func(t *testing.T) { testListInvalid(t, open(t)) })
 	t.Run("Members", func(t *testing.T) { testMembers(t, open(t)) })
+	t.Run("MembersMax", func(t *testing.T) { testMembersMax(t, open(t)) })
 	t.Run("UpdateMemberIsAtomic", func(t *testing.T) { testUpdateMemberAtomic(t, open(t)) })
 	t.Run("ImagesInStatus", func(t *testing.T) { testImagesInStatus(t, open(t)) })
 	t.Run("Projects", func(t *testing.T) { testProjects(t, open(t)) })
