@@ -149,23 +149,28 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 	if err != nil {
 		return err
 	}
-	s.startImport(id, source)
+	if !s.startImport(id, source) {
+		// Closing began after the check above. The image stays importing:
+		// at the next start RecoverUploads resumes a staged import and
+		// queues a web-download again.
+		return Errorf(ECONFLICT, "The server is shutting down; retry the import once it is back.")
+	}
 	return nil
 }
 
 // startImport moves an importing image's data from source into the blob
-// store in the background.
+// store in the background, and reports whether it started.
 //
 // Once Close has begun no import starts: the image stays importing, and
 // RecoverUploads resumes it at the next start if its data is staged.
 //
 // Deleting the image stops its import (see stopImport).
-func (s *ImageService) startImport(id string, source func(context.Context) (io.ReadCloser, error)) {
+func (s *ImageService) startImport(id string, source func(context.Context) (io.ReadCloser, error)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		s.logger.Warn("import not started: the service is closing", "image", id)
-		return
+		return false
 	}
 	ctx, cancel := context.WithCancel(s.bg)
 	if s.running == nil {
@@ -199,6 +204,7 @@ func (s *ImageService) startImport(id string, source func(context.Context) (io.R
 			s.unstage(s.bg, id, StatusImporting)
 		}
 	}()
+	return true
 }
 
 // stopImport cancels the import of the image with the given ID, if one is
