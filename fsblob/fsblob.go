@@ -145,3 +145,15 @@ func (c contextReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Ping reports whether the store can take data: its staging directory is
+// there and a file can be made in it.
+func (s *Store) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(s.staging, "ping.*")
+	if err != nil {
+		return fmt.Errorf("blob store at %s cannot take data: %w", s.root, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}

@@ -88,3 +88,25 @@ func TestInvalidKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestPing checks that the store is ready while it can take data, and not
+// once its directory cannot hold files.
+func TestPing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fsblob.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, ".staging")); err != nil || len(entries) != 0 {
+		t.Fatalf("Ping left %d files in staging (%v)", len(entries), err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); err == nil {
+		t.Fatal("Ping of a store whose directory is gone: no error")
+	}
+}

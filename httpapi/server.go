@@ -32,6 +32,16 @@ type Config struct {
 	Region string
 
 	Logger *slog.Logger
+
+	// Checks are what GET /readyz asks: each dependency the server needs
+	// to answer requests, by name.
+	Checks []Check
+}
+
+// Check is one dependency that readiness depends on.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
 }
 
 // Server is the HTTP server of all API faces.
@@ -42,6 +52,7 @@ type Server struct {
 	region    string
 	logger    *slog.Logger
 
+	checks   []Check
 	handler  http.Handler
 	srv      *http.Server
 	ln       net.Listener
@@ -59,6 +70,7 @@ func New(cfg Config) *Server {
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		region:    cfg.Region,
 		logger:    cfg.Logger,
+		checks:    cfg.Checks,
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -88,6 +100,7 @@ func (s *Server) routes() http.Handler {
 	s.imageRoutes(mux)
 	s.memberRoutes(mux)
 	s.actionRoutes(mux)
+	s.healthRoutes(mux)
 	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withBodyDeadline(s.withUnrouted(mux))))))
 }
 

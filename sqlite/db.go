@@ -68,9 +68,13 @@ func (db *DB) Close() error {
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers a query that reads its file.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.read.PingContext(ctx)
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
+		return fmt.Errorf("database does not answer: %w", err)
+	}
+	return nil
 }
 
 // migrate applies, in order and each in its own transaction, the embedded

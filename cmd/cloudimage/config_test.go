@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -40,6 +42,17 @@ func TestConfiguration(t *testing.T) {
 	c := s.adminClient(t)
 	if _, err := c.ListImages(t.Context(), client.ListOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The real stores are what readiness checks.
+	resp, err := http.Get(s.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(ready), `"database":"ok"`) ||
+		!strings.Contains(string(ready), `"images":"ok"`) {
+		t.Errorf("GET /readyz: %d %s, want 200 with the database and images ok", resp.StatusCode, ready)
 	}
 	s.Stop(t)
 	log := s.Stderr.String()

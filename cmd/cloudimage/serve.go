@@ -234,6 +234,7 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		PublicURL: cfg.PublicURL,
 		Region:    cfg.Region,
 		Logger:    logger.With("component", "http"),
+		Checks:    []httpapi.Check{{Name: "database", Ping: db.Ping}, {Name: "images", Ping: blobs.Ping}},
 	})
 	if err := srv.Open(cfg.Listen); err != nil {
 		return err
