@@ -72,6 +72,9 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 		}
 	}
 	s.unstage(ctx, id, StatusUploading)
+	if err := cr.refusal(); err != nil {
+		return nil, err
+	}
 	if cr.err != nil || ctx.Err() != nil {
 		return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(cr.err, ctx.Err()))
 	}
@@ -233,7 +236,9 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 	defer src.Close()
 	hr := newHashingReader(src)
 	size, err := s.blobs.Put(ctx, id, hr)
-	if hr.err != nil && ctx.Err() == nil {
+	if refused := hr.refusal(); refused != nil {
+		return &sourceError{refused}
+	} else if hr.err != nil && ctx.Err() == nil {
 		return &sourceError{hr.err}
 	} else if err != nil {
 		return err
@@ -355,10 +360,17 @@ func (s *ImageService) Close() {
 type errorReader struct {
 	r   io.Reader
 	err error
+	headInspector
 }
 
 func (c *errorReader) Read(p []byte) (int, error) {
+	if c.unsafe != "" {
+		return 0, errUnsafeData
+	}
 	n, err := c.r.Read(p)
+	if !c.see(p[:n], err == io.EOF) {
+		return n, errUnsafeData
+	}
 	if err != nil && err != io.EOF {
 		c.err = err
 	}

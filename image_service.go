@@ -426,6 +426,9 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 	size, err := s.blobs.Put(ctx, id, hr)
 	if err != nil {
 		s.requeue(ctx, id)
+		if err := hr.refusal(); err != nil {
+			return nil, err
+		}
 		if hr.err != nil || ctx.Err() != nil {
 			// The client sent less than it promised, or went away.
 			return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(hr.err, ctx.Err()))
@@ -586,29 +589,65 @@ type hashingReader struct {
 	r      io.Reader
 	md5    hash.Hash
 	sha512 hash.Hash
-	head   []byte
 	err    error
+	headInspector
 }
 
 const headSize = 512
 
 func newHashingReader(r io.Reader) *hashingReader {
-	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), head: make([]byte, 0, headSize)}
+	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), headInspector: headInspector{head: make([]byte, 0, headSize)}}
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
+	if h.unsafe != "" {
+		return 0, errUnsafeData
+	}
 	n, err := h.r.Read(p)
 	if n > 0 {
 		h.md5.Write(p[:n])
 		h.sha512.Write(p[:n])
-		if k := min(n, headSize-len(h.head)); k > 0 {
-			h.head = append(h.head, p[:k]...)
-		}
+	}
+	if !h.see(p[:n], err == io.EOF) {
+		return n, errUnsafeData
 	}
 	if err != nil && err != io.EOF {
 		h.err = err
 	}
 	return n, err
+}
+
+// headInspector keeps the first bytes of image data as they stream by and
+// judges them with UnsafeReason as soon as enough have come, so that
+// unsafe data is refused before the rest of it is stored.
+type headInspector struct {
+	head      []byte
+	inspected bool   // the header has been judged
+	unsafe    string // why the data is refused, if it is
+}
+
+// see takes the next bytes of the data, eof telling whether they are the
+// last; it returns false once the data is refused.
+func (h *headInspector) see(p []byte, eof bool) bool {
+	if k := min(len(p), headSize-len(h.head)); k > 0 {
+		h.head = append(h.head, p[:k]...)
+	}
+	if !h.inspected && (len(h.head) >= qcow2HeaderSize || eof) {
+		h.inspected = true
+		h.unsafe = UnsafeReason(h.head)
+	}
+	return h.unsafe == ""
+}
+
+// errUnsafeData stops the store from taking data that UnsafeReason refuses.
+var errUnsafeData = errors.New("unsafe image data")
+
+// refusal returns the error a caller gets for data h refused, or nil.
+func (h *headInspector) refusal() error {
+	if h.unsafe == "" {
+		return nil
+	}
+	return Errorf(EINVALID, "Image data refused: %s, which would let a guest read the host's files.", h.unsafe)
 }
 
 // virtualSize returns the size a guest sees: the qcow2 header's for qcow2,

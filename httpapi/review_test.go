@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -330,4 +333,44 @@ func TestListToAGoneClient(t *testing.T) {
 			t.Errorf("GET %s to a gone client: status lines %v, want one", path, w.statuses)
 		}
 	}
+}
+
+// TestUploadUnsafeQcow2 checks the HTTP face of the refusal of qcow2 data
+// that names a backing file: 400 in Glance's format, and the image still
+// queued, ready for other data.
+func TestUploadUnsafeQcow2(t *testing.T) {
+	const qemuImg = "/usr/bin/qemu-img"
+	if _, err := os.Stat(qemuImg); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("qemu-img is missing (%v); CI=true, so this is a failure, not a skip", err)
+		}
+		t.Skipf("qemu-img is missing (%v): install qemu-utils", err)
+	}
+	dir := t.TempDir()
+	base, overlay := filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "overlay.qcow2")
+	for _, args := range [][]string{
+		{"create", "-q", "-f", "qcow2", base, "1M"},
+		{"create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay},
+	} {
+		if out, err := exec.Command(qemuImg, args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v\n%s", args, err, out)
+		}
+	}
+	data, err := os.ReadFile(overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	token := e.token(t, e.a, cloudimage.RoleMember)
+	id := e.newImage(t, token, "overlay", "disk_format", "qcow2")
+	status, hdr, body := e.call(t, "PUT", "/v2/images/"+id+"/file", token, string(data),
+		"Content-Type", "application/octet-stream")
+	if status != http.StatusBadRequest || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(string(body), "backing file") {
+		t.Errorf("PUT a qcow2 with a backing file: %d %s %q, want 400 naming the backing file", status, hdr.Get("Content-Type"), body)
+	}
+	if got := e.getImage(t, token, id)["status"]; got != "queued" {
+		t.Errorf("after the refusal the image is %v, want queued", got)
+	}
+	e.upload(t, token, id, []byte("other data"))
 }
