@@ -68,6 +68,7 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 			return nil
 		})
 		if err == nil {
+			s.audit(c, "stage", id, "size", size)
 			return img, nil
 		}
 	}
@@ -158,6 +159,7 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 		// queues a web-download again.
 		return Errorf(ECONFLICT, "The server is shutting down; retry the import once it is back.")
 	}
+	s.audit(c, "import", id, "method", req.Method)
 	return nil
 }
 

@@ -40,6 +40,7 @@ func (s *ImageService) AddMember(ctx context.Context, c *Caller, id, project str
 	if err := s.images.AddMember(ctx, m, MaxMembers); err != nil {
 		return nil, err
 	}
+	s.audit(c, "add_member", id, "member", project)
 	return m, nil
 }
 
@@ -116,6 +117,8 @@ func (s *ImageService) UpdateMember(ctx context.Context, c *Caller, id, project 
 	})
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, memberNotFound(id, project)
+	} else if err == nil {
+		s.audit(c, "update_member", id, "member", project, "status", st)
 	}
 	return m, err
 }
@@ -134,6 +137,8 @@ func (s *ImageService) RemoveMember(ctx context.Context, c *Caller, id, project 
 	err = s.images.DeleteMember(ctx, id, project)
 	if ErrorCode(err) == ENOTFOUND {
 		return memberNotFound(id, project)
+	} else if err == nil {
+		s.audit(c, "remove_member", id, "member", project)
 	}
 	return err
 }

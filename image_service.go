@@ -169,6 +169,7 @@ func (s *ImageService) Create(ctx context.Context, c *Caller, in ImageCreate) (*
 	if err := s.images.CreateImage(ctx, img); err != nil {
 		return nil, err
 	}
+	s.audit(c, "create", img.ID)
 	return img, nil
 }
 
@@ -435,7 +436,19 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		}
 		return nil, fmt.Errorf("store data of image %s: %w", id, err)
 	}
-	return s.activate(ctx, id, size, hr)
+	img, err = s.activate(ctx, id, size, hr)
+	if err == nil {
+		s.audit(c, "upload", id, "size", size)
+	}
+	return img, err
+}
+
+// audit logs one change a caller made: who (user and project), what, and
+// to which image. The lines share the message "audit", so that they can
+// be picked out of the log.
+func (s *ImageService) audit(c *Caller, action, image string, attrs ...any) {
+	s.logger.Info("audit", append([]any{"action", action, "project", c.ProjectID, "user", c.UserID,
+		"user_name", c.UserName, "image", image}, attrs...)...)
 }
 
 // activate makes an image whose data is now stored under its ID active,
@@ -558,6 +571,7 @@ func (s *ImageService) Delete(ctx context.Context, c *Caller, id string) error {
 	if err != nil {
 		return err
 	}
+	s.audit(c, "delete", id)
 	// The image is deleted once its record says so. Data that cannot be
 	// removed now is an orphan that no image references.
 	// TODO(#4): the orphan sweep removes such data later; until then it is only logged.
