@@ -18,8 +18,8 @@ type auditLog struct {
 }
 
 func (l *auditLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *auditLog) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *auditLog) WithGroup(string) slog.Handler           { return l }
+func (l *auditLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *auditLog) WithGroup(string) slog.Handler            { return l }
 
 func (l *auditLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "audit" {
