@@ -56,7 +56,7 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 	}); err != nil {
 		return nil, err
 	}
-	cr := &errorReader{r: r}
+	cr := &errorReader{r: r, headInspector: s.newInspector()}
 	size, err := s.blobs.Put(ctx, stagingKey(id), cr)
 	if err == nil {
 		img, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
@@ -236,7 +236,7 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 		return err
 	}
 	defer src.Close()
-	hr := newHashingReader(src)
+	hr := s.newHashingReader(src)
 	size, err := s.blobs.Put(ctx, id, hr)
 	if refused := hr.refusal(); refused != nil {
 		return &sourceError{refused}

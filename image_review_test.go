@@ -196,3 +196,36 @@ func TestLengthsInCharacters(t *testing.T) {
 	_, err = f.svc.Update(f.ctx, f.memberA, img.ID, cloudimage.ImageUpdate{SetProperties: map[string]string{over: "x"}})
 	wantCode(t, err, cloudimage.EINVALID)
 }
+
+// TestMaxImageSize checks that data beyond the configured maximum is
+// refused with ETOOLARGE on upload, stage and web-download, keeping
+// nothing, while data of exactly the maximum is taken.
+func TestMaxImageSize(t *testing.T) {
+	t.Parallel()
+	const max = 1000
+	src := newSource(t, serve(make([]byte, max+1)))
+	f := newFixture(t, nil, cloudimage.WithMaxImageSize(max), cloudimage.WithImportHosts(src.host(t)))
+	over := bytes.Repeat([]byte("x"), max+1)
+
+	img := f.create(t, f.memberA, cloudimage.ImageCreate{})
+	_, err := f.svc.Upload(f.ctx, f.memberA, img.ID, bytes.NewReader(over))
+	wantCode(t, err, cloudimage.ETOOLARGE)
+	wantStatus(t, f.stored(t, img.ID), cloudimage.StatusQueued)
+	_, err = f.svc.Stage(f.ctx, f.memberA, img.ID, bytes.NewReader(over))
+	wantCode(t, err, cloudimage.ETOOLARGE)
+	wantStatus(t, f.stored(t, img.ID), cloudimage.StatusQueued)
+	web := cloudimage.ImportRequest{Method: cloudimage.ImportWebDownload, URI: src.URL + "/big"}
+	if err := f.svc.Import(f.ctx, f.memberA, img.ID, web); err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	f.waitStatus(t, img.ID, cloudimage.StatusQueued)
+	f.svc.Close()
+	f.onlyData(t)
+	f.stagingEmpty(t)
+
+	f = newFixture(t, nil, cloudimage.WithMaxImageSize(max))
+	img = f.create(t, f.memberA, cloudimage.ImageCreate{})
+	if got := f.upload(t, f.memberA, img.ID, over[:max]); *got.Size != max {
+		t.Errorf("an image of exactly the maximum: size %d", *got.Size)
+	}
+}

@@ -49,6 +49,7 @@ type ImageService struct {
 	imports sync.WaitGroup
 
 	importIdle time.Duration // see importIdleTimeout
+	maxSize    int64         // of one image's data, in bytes; see WithMaxImageSize
 }
 
 // ServiceOption configures an ImageService.
@@ -64,6 +65,16 @@ func WithProfile(p Profile) ServiceOption {
 // name, or host:port). With none, web-download is not offered.
 func WithImportHosts(hosts ...string) ServiceOption {
 	return func(s *ImageService) { s.importHosts = slices.Clone(hosts) }
+}
+
+// DefaultMaxImageSize is the most data one image may have unless
+// configured otherwise: 1 TiB, as Glance's image_size_cap.
+const DefaultMaxImageSize = 1 << 40
+
+// WithMaxImageSize sets the most bytes of data one image may have; larger
+// uploads, stages and imports are refused with ETOOLARGE and keep nothing.
+func WithMaxImageSize(n int64) ServiceOption {
+	return func(s *ImageService) { s.maxSize = n }
 }
 
 // WithImportIdleTimeout sets how long a web-download may receive nothing
@@ -90,6 +101,9 @@ func NewImageService(images ImageStore, blobs BlobStore, logger *slog.Logger, op
 	}
 	if s.importIdle == 0 {
 		s.importIdle = importIdleTimeout
+	}
+	if s.maxSize <= 0 {
+		s.maxSize = DefaultMaxImageSize
 	}
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	return s
@@ -423,7 +437,7 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		return nil, err
 	}
 
-	hr := newHashingReader(r)
+	hr := s.newHashingReader(r)
 	size, err := s.blobs.Put(ctx, id, hr)
 	if err != nil {
 		s.requeue(ctx, id)
@@ -609,8 +623,13 @@ type hashingReader struct {
 
 const headSize = 512
 
-func newHashingReader(r io.Reader) *hashingReader {
-	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), headInspector: headInspector{head: make([]byte, 0, headSize)}}
+func (s *ImageService) newHashingReader(r io.Reader) *hashingReader {
+	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), headInspector: s.newInspector()}
+}
+
+// newInspector returns a headInspector with the service's size limit.
+func (s *ImageService) newInspector() headInspector {
+	return headInspector{head: make([]byte, 0, headSize), max: s.maxSize}
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
@@ -634,15 +653,23 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 // headInspector keeps the first bytes of image data as they stream by and
 // judges them with UnsafeReason as soon as enough have come, so that
 // unsafe data is refused before the rest of it is stored.
+//
+// It also counts the bytes, and refuses data beyond max bytes (when max
+// is positive).
 type headInspector struct {
 	head      []byte
 	inspected bool   // the header has been judged
 	unsafe    string // why the data is refused, if it is
+	max, seen int64
 }
 
 // see takes the next bytes of the data, eof telling whether they are the
 // last; it returns false once the data is refused.
 func (h *headInspector) see(p []byte, eof bool) bool {
+	if h.seen += int64(len(p)); h.max > 0 && h.seen > h.max {
+		h.unsafe = errTooLargeReason
+		return false
+	}
 	if k := min(len(p), headSize-len(h.head)); k > 0 {
 		h.head = append(h.head, p[:k]...)
 	}
@@ -656,10 +683,17 @@ func (h *headInspector) see(p []byte, eof bool) bool {
 // errUnsafeData stops the store from taking data that UnsafeReason refuses.
 var errUnsafeData = errors.New("unsafe image data")
 
+// errTooLargeReason marks data refused for its size rather than its
+// content.
+const errTooLargeReason = "too large"
+
 // refusal returns the error a caller gets for data h refused, or nil.
 func (h *headInspector) refusal() error {
-	if h.unsafe == "" {
+	switch h.unsafe {
+	case "":
 		return nil
+	case errTooLargeReason:
+		return Errorf(ETOOLARGE, "Image data is larger than the %d bytes an image may have.", h.max)
 	}
 	return Errorf(EINVALID, "Image data refused: %s, which would let a guest read the host's files.", h.unsafe)
 }

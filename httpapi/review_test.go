@@ -374,3 +374,20 @@ func TestUploadUnsafeQcow2(t *testing.T) {
 	}
 	e.upload(t, token, id, []byte("other data"))
 }
+
+// TestUploadTooLarge checks the HTTP face of the per-image maximum: 413
+// in Glance's format, and the image still queued.
+func TestUploadTooLarge(t *testing.T) {
+	e := newEnv(t, cloudimage.WithMaxImageSize(10))
+	token := e.token(t, e.a, cloudimage.RoleMember)
+	id := e.newImage(t, token, "big")
+	status, hdr, body := e.call(t, "PUT", "/v2/images/"+id+"/file", token, "eleven bytes",
+		"Content-Type", "application/octet-stream")
+	if status != http.StatusRequestEntityTooLarge || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+		t.Errorf("PUT 12 bytes over a 10-byte maximum: %d %q, want 413", status, body)
+	}
+	if got := e.getImage(t, token, id)["status"]; got != "queued" {
+		t.Errorf("after the refusal the image is %v, want queued", got)
+	}
+	e.upload(t, token, id, []byte("ten bytes!"))
+}

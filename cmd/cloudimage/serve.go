@@ -36,6 +36,7 @@ type serveConfig struct {
 	DefaultLimit int // 0: the profile's
 	MaxLimit     int // 0: the profile's
 	ImportHosts  []string
+	MaxImageSize int64 // bytes; 0: cloudimage.DefaultMaxImageSize
 }
 
 func serveCommand(e *env, dataDir *string) *cobra.Command {
@@ -54,6 +55,7 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	}
 	defaultLimit := envInt("CLOUDIMAGE_DEFAULT_PAGE_SIZE", "default-page-size")
 	maxLimit := envInt("CLOUDIMAGE_MAX_PAGE_SIZE", "max-page-size")
+	maxImageSize := envInt("CLOUDIMAGE_MAX_IMAGE_SIZE", "max-image-size")
 	var importHosts []string
 	if v := e.getenv("CLOUDIMAGE_IMPORT_ALLOWED_HOSTS"); v != "" {
 		importHosts = strings.Split(v, ",")
@@ -104,6 +106,8 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 			"capped by the maximum (CLOUDIMAGE_DEFAULT_PAGE_SIZE)")
 	f.IntVar(&cfg.MaxLimit, "max-page-size", maxLimit,
 		"most images in a v2 list page; 0 for the profile's (CLOUDIMAGE_MAX_PAGE_SIZE)")
+	f.Int64Var(&cfg.MaxImageSize, "max-image-size", int64(maxImageSize),
+		"most bytes of data one image may have; 0 for 1 TiB (CLOUDIMAGE_MAX_IMAGE_SIZE)")
 	f.StringSliceVar(&cfg.ImportHosts, "import-allowed-hosts", importHosts,
 		"hosts (name or host:port) web-download imports may fetch from; none disables web-download "+
 			"(CLOUDIMAGE_IMPORT_ALLOWED_HOSTS)")
@@ -198,6 +202,9 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if cfg.TokenTTL <= 0 {
 		return fmt.Errorf("token TTL must be positive, not %s", cfg.TokenTTL)
 	}
+	if cfg.MaxImageSize < 0 {
+		return fmt.Errorf("max image size must not be negative, not %d", cfg.MaxImageSize)
+	}
 	profile, err := cloudimage.ProfileByName(cfg.Profile)
 	if err != nil {
 		return err
@@ -222,7 +229,8 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	}
 
 	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"),
-		cloudimage.WithProfile(profile), cloudimage.WithImportHosts(cfg.ImportHosts...))
+		cloudimage.WithProfile(profile), cloudimage.WithImportHosts(cfg.ImportHosts...),
+		cloudimage.WithMaxImageSize(cfg.MaxImageSize))
 	// Imports in the background stop before the database closes.
 	defer images.Close()
 	if _, err := images.RecoverUploads(ctx); err != nil {
@@ -244,7 +252,7 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
 		"log_level", cfg.LogLevel,
 		"profile", profile.Name, "default_page_size", profile.DefaultLimit, "max_page_size", profile.MaxLimit,
-		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","),
+		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","), "max_image_size", cfg.MaxImageSize,
 		"admin_password_from_env", adminPassword != "")
 	logger.Info("listening", "addr", srv.Addr().String())
 
