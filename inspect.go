@@ -109,4 +109,3 @@ func (h *hashingReader) virtualSize(diskFormat string, size int64) *int64 {
 	}
 	return nil
 }
-
