@@ -18,6 +18,8 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no valid credentials
 	EFORBIDDEN    = "forbidden"    // valid credentials, but not allowed
 	ETOOLARGE     = "too_large"    // the request or the data exceeds a limit
+	ETOOMANY      = "too_many"     // too many requests of this kind: try later
+	EUNAVAILABLE  = "unavailable"  // a dependency is busy or down: try later
 	EINTERNAL     = "internal"     // anything else: a bug or a failing dependency
 )
 

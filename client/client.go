@@ -83,6 +83,10 @@ func codeOf(e *Error) string {
 		return cloudimage.ECONFLICT
 	case http.StatusRequestEntityTooLarge:
 		return cloudimage.ETOOLARGE
+	case http.StatusTooManyRequests:
+		return cloudimage.ETOOMANY
+	case http.StatusServiceUnavailable:
+		return cloudimage.EUNAVAILABLE
 	}
 	return cloudimage.EINTERNAL
 }

@@ -24,6 +24,8 @@ var statusOf = map[string]int{
 	cloudimage.ENOTFOUND:     http.StatusNotFound,
 	cloudimage.ECONFLICT:     http.StatusConflict,
 	cloudimage.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	cloudimage.ETOOMANY:      http.StatusTooManyRequests,
+	cloudimage.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	cloudimage.EINTERNAL:     http.StatusInternalServerError,
 }
 
