@@ -148,13 +148,23 @@ func readHead(t *testing.T, path string) []byte {
 
 const qemuImg = "/usr/bin/qemu-img"
 
-// qemuImage creates an image of the given qemu-img format and size and
-// returns its path; the test is skipped when qemu-img is missing.
-func qemuImage(t *testing.T, format, size string, opts ...string) string {
+// needQemuImg skips the test when qemu-img is missing, or fails it when
+// CI=true says that everything must be tested.
+func needQemuImg(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(qemuImg); err != nil {
-		t.Skipf("qemu-img not available at %s (%v): real-image detection not tested", qemuImg, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("qemu-img is missing at %s (%v); CI=true, so this is a failure, not a skip", qemuImg, err)
+		}
+		t.Skipf("qemu-img not available at %s (%v): real images not tested; install qemu-utils", qemuImg, err)
 	}
+}
+
+// qemuImage creates an image of the given qemu-img format and size and
+// returns its path; see needQemuImg for when qemu-img is missing.
+func qemuImage(t *testing.T, format, size string, opts ...string) string {
+	t.Helper()
+	needQemuImg(t)
 	path := filepath.Join(t.TempDir(), "disk."+format)
 	args := append([]string{"create", "-q", "-f", format}, opts...)
 	out, err := exec.Command(qemuImg, append(args, path, size)...).CombinedOutput()

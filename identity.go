@@ -109,8 +109,9 @@ type IdentityStore interface {
 	// CreateToken stores t, keyed by t.Hash, for t.User in t.Project.
 	CreateToken(ctx context.Context, t *Token) error
 
-	// Token returns the token with the given hash, with its user, its
-	// project and the user's current roles there.
+	// Token returns the token with the given hash, with the hash as
+	// stored (the service compares it with the one it asked for), its
+	// user, its project and the user's current roles there.
 	Token(ctx context.Context, hash string) (*Token, error)
 
 	// DeleteToken removes the token with the given hash: it is revoked.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"regexp"
 	"time"
@@ -36,25 +37,50 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cloudimage-dummy"), bcryp
 // IdentityService issues and validates tokens and manages projects and
 // users. Every API face authenticates through it.
 type IdentityService struct {
-	store IdentityStore
-	ttl   time.Duration
-	now   func() time.Time
+	store    IdentityStore
+	ttl      time.Duration
+	now      func() time.Time
+	failures *authLimiter // nil: no limit
+}
+
+// IdentityOption configures an IdentityService.
+type IdentityOption func(*IdentityService)
+
+// WithAuthFailureLimit limits failed token requests: once burst attempts
+// have failed for a user name, or from a client address, further ones are
+// refused with ETOOMANY before any password is checked, until the budget
+// refills at one attempt every interval. Successful attempts take nothing
+// from the budget. A zero burst or interval means no limit, the default.
+func WithAuthFailureLimit(burst int, interval time.Duration) IdentityOption {
+	return func(s *IdentityService) { s.failures = newAuthLimiter(burst, interval) }
+}
+
+// WithIdentityClock makes the service read the time from now: token
+// issue and expiry, and the refilling of failure budgets.
+func WithIdentityClock(now func() time.Time) IdentityOption {
+	return func(s *IdentityService) { s.now = now }
 }
 
 // NewIdentityService returns a service over store whose tokens live for ttl
 // (DefaultTokenTTL when ttl is zero).
-func NewIdentityService(store IdentityStore, ttl time.Duration) *IdentityService {
+func NewIdentityService(store IdentityStore, ttl time.Duration, opts ...IdentityOption) *IdentityService {
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	return &IdentityService{store: store, ttl: ttl, now: time.Now}
+	s := &IdentityService{store: store, ttl: ttl, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Credentials are what a token request carries: a user, named by Username
 // or by UserID, with its password, and the project to scope the token to,
 // named by at most one of ProjectID, ProjectName or AppKey. With no project
 // named, SoleProject scopes the token to the one project the user holds a
-// role in; without it, a project is required.
+// role in; without it, a project is required. Client is the network
+// address (host) the request comes from, when there is one: failure
+// limits count per user and per client.
 type Credentials struct {
 	ProjectID   string
 	ProjectName string
@@ -63,6 +89,7 @@ type Credentials struct {
 	Username    string
 	UserID      string
 	Password    string
+	Client      string
 }
 
 // IssuedToken is a freshly issued token: ID is the secret the caller sends
@@ -77,10 +104,23 @@ type IssuedToken struct {
 // project are all EUNAUTHORIZED, with the same message. A SoleProject
 // request from a user with roles in several projects is EINVALID: tokens
 // are always project-scoped, and which project is then the caller's to say.
+// With a failure limit, an attempt whose user or client has failed too
+// often is ETOOMANY (a *RetryError), whatever its password.
 func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedToken, error) {
 	if (cr.Username == "" && cr.UserID == "") || cr.Password == "" {
 		return nil, Errorf(EINVALID, "username and password are required")
 	}
+	keys := authKeys(cr)
+	if err := s.failures.begin(s.now(), keys); err != nil {
+		return nil, err
+	}
+	t, err := s.issue(ctx, cr)
+	s.failures.end(s.now(), keys, ErrorCode(err) == EUNAUTHORIZED)
+	return t, err
+}
+
+// issue is Issue once the attempt is admitted.
+func (s *IdentityService) issue(ctx context.Context, cr Credentials) (*IssuedToken, error) {
 	named := cr.ProjectID != "" || cr.ProjectName != "" || cr.AppKey != ""
 	if !named && !cr.SoleProject {
 		return nil, Errorf(EINVALID, "a project is required")
@@ -199,11 +239,18 @@ func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, erro
 	if id == "" {
 		return nil, Errorf(EUNAUTHORIZED, "X-Auth-Token header is required")
 	}
-	t, err := s.store.Token(ctx, HashToken(id))
+	hash := HashToken(id)
+	t, err := s.store.Token(ctx, hash)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(EUNAUTHORIZED, "invalid token")
 	} else if err != nil {
 		return nil, err
+	}
+	// The store found the token by its hash; the hash it holds must be
+	// the one asked for, compared in constant time, whatever the store's
+	// lookup is (a case-insensitive or prefix match would not do).
+	if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
+		return nil, Errorf(EUNAUTHORIZED, "invalid token")
 	}
 	if !s.now().Before(t.ExpiresAt) {
 		return nil, Errorf(EUNAUTHORIZED, "token has expired")

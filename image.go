@@ -3,6 +3,7 @@ package cloudimage
 import (
 	"context"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -134,6 +135,26 @@ type ImageStore interface {
 	// every project, oldest first.
 	ImagesInStatus(ctx context.Context, status Status, limit int) ([]*Image, error)
 
+	// ProjectUsage returns how many of the project's images are not
+	// deleted (pending_delete counts as deleted) and the sum of their
+	// sizes, which includes data staged for an import.
+	ProjectUsage(ctx context.Context, project string) (images int, bytes int64, err error)
+
+	// CreateImageWithin inserts img as CreateImage does, in one
+	// transaction with a check of its owner's usage (see ProjectUsage)
+	// against q: if the owner would be over q, it returns ETOOLARGE and
+	// writes nothing.
+	CreateImageWithin(ctx context.Context, img *Image, q Quotas) error
+
+	// UpdateImageWithin is UpdateImage with the same check of the
+	// image owner's usage, as fn leaves it, against q.
+	UpdateImageWithin(ctx context.Context, id string, q Quotas, fn func(*Image) error) (*Image, error)
+
+	// ImagesPendingDeleteBefore returns up to limit images, of every
+	// project, that are pending_delete and were deleted at or before t,
+	// the longest deleted first: the scrubber's work.
+	ImagesPendingDeleteBefore(ctx context.Context, t time.Time, limit int) ([]*Image, error)
+
 	// AddMember adds m to its image, in one transaction with the count of
 	// the image's members: an image with max members already is
 	// ETOOLARGE. A member the image has already is ECONFLICT; an unknown
@@ -167,4 +188,16 @@ type BlobStore interface {
 
 	// Delete removes the data stored under key.
 	Delete(ctx context.Context, key string) error
+
+	// List yields every complete blob, in no particular order; data of a
+	// Put still in progress is not listed. The caller may delete what it
+	// is given while the listing goes on. An error ends the sequence.
+	List(ctx context.Context) iter.Seq2[BlobInfo, error]
+}
+
+// BlobInfo describes one stored blob.
+type BlobInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time // when its data was last written
 }

@@ -51,15 +51,22 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 	if img.Owner != c.ProjectID || !c.CanWrite() {
 		return nil, Errorf(EFORBIDDEN, "You are not permitted to upload data to image %s.", id)
 	}
-	if _, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+	qr, err := s.quotaReader(ctx, img, r)
+	if err != nil {
+		return nil, err
+	}
+	if img, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		return img.SetStatus(StatusUploading, s.now())
 	}); err != nil {
 		return nil, err
 	}
-	cr := &errorReader{r: r, headInspector: s.newInspector()}
+	cr := &errorReader{r: qr, headInspector: s.newInspector(img.DiskFormat)}
 	size, err := s.blobs.Put(ctx, stagingKey(id), cr)
-	if err == nil {
-		img, err = s.images.UpdateImage(context.WithoutCancel(ctx), id, func(img *Image) error {
+	stored := err == nil
+	if stored {
+		// Staged data counts toward the byte quota from here on.
+		within := Quotas{Bytes: s.quotas.Bytes}
+		img, err = s.images.UpdateImageWithin(context.WithoutCancel(ctx), id, within, func(img *Image) error {
 			if img.Status != StatusUploading {
 				return Errorf(ECONFLICT, "Image %s was changed while its data was staged", id)
 			}
@@ -73,13 +80,21 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 		}
 	}
 	s.unstage(ctx, id, StatusUploading)
+	if stored {
+		// The data came whole; recording it failed, whatever the client
+		// did after sending it.
+		return nil, fmt.Errorf("record staged data of image %s: %w", id, err)
+	}
 	if err := cr.refusal(); err != nil {
 		return nil, err
+	}
+	if qr.refused != nil {
+		return nil, qr.refused
 	}
 	if cr.err != nil || ctx.Err() != nil {
 		return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(cr.err, ctx.Err()))
 	}
-	return nil, fmt.Errorf("stage data of image %s: %w", id, err)
+	return nil, s.storeFailed("stage", id, err)
 }
 
 // unstage removes an image's staged data and, if it is still in status
@@ -236,16 +251,28 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 		return err
 	}
 	defer src.Close()
-	hr := s.newHashingReader(src)
+	img, err := s.images.Image(ctx, id)
+	if err != nil {
+		return err
+	}
+	qr, err := s.quotaReader(ctx, img, src)
+	if err != nil {
+		return err
+	}
+	hr := s.newHashingReader(qr, img.DiskFormat)
 	size, err := s.blobs.Put(ctx, id, hr)
 	if refused := hr.refusal(); refused != nil {
 		return &sourceError{refused}
+	} else if qr.refused != nil {
+		return &sourceError{qr.refused}
 	} else if hr.err != nil && ctx.Err() == nil {
 		return &sourceError{hr.err}
 	} else if err != nil {
 		return err
 	}
-	if _, err := s.activate(ctx, id, size, hr); err != nil {
+	if _, err := s.activate(ctx, id, size, hr); ErrorCode(err) == ETOOLARGE {
+		return &sourceError{err} // the data, not the server, is at fault
+	} else if err != nil {
 		return err
 	}
 	if err := s.blobs.Delete(context.WithoutCancel(ctx), stagingKey(id)); err != nil && ErrorCode(err) != ENOTFOUND {

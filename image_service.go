@@ -46,6 +46,13 @@ type ImageService struct {
 
 	importIdle time.Duration // see importIdleTimeout
 	maxSize    int64         // of one image's data, in bytes; see WithMaxImageSize
+	quotas     Quotas        // of every project; see WithQuotas
+
+	// Data need not be in its disk_format; see WithRequireFormatMatch.
+	allowFormatMismatch bool
+
+	delayedDelete bool          // see WithDelayedDelete
+	scrubDelay    time.Duration // how long pending_delete data waits for Scrub
 }
 
 // ServiceOption configures an ImageService.
@@ -82,6 +89,15 @@ func WithImportIdleTimeout(d time.Duration) ServiceOption {
 // WithHTTPClient sets the client web-download imports fetch with.
 func WithHTTPClient(c *http.Client) ServiceOption {
 	return func(s *ImageService) { s.httpClient = c }
+}
+
+// WithClock makes the service read the time from now: the times it
+// records, and when a delayed delete is due. The age of orphaned data is
+// measured by the real clock, as the blob store's times are.
+func WithClock(now func() time.Time) ServiceOption {
+	return func(s *ImageService) {
+		s.now = func() time.Time { return now().UTC().Truncate(time.Microsecond) }
+	}
 }
 
 // NewImageService returns a service over the given stores.
@@ -176,7 +192,7 @@ func (s *ImageService) Create(ctx context.Context, c *Caller, in ImageCreate) (*
 	if img.Properties == nil {
 		img.Properties = map[string]string{}
 	}
-	if err := s.images.CreateImage(ctx, img); err != nil {
+	if err := s.images.CreateImageWithin(ctx, img, Quotas{Images: s.quotas.Images}); err != nil {
 		return nil, err
 	}
 	s.audit(c, "create", img.ID)
@@ -422,7 +438,11 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 	if img.Owner != c.ProjectID || !c.CanWrite() {
 		return nil, Errorf(EFORBIDDEN, "You are not permitted to upload data to image %s.", id)
 	}
-	if _, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+	qr, err := s.quotaReader(ctx, img, r)
+	if err != nil {
+		return nil, err
+	}
+	if img, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		// Checked here, in the transaction, so that a PATCH clearing a
 		// format cannot slip in before the status changes.
 		if img.DiskFormat == "" || img.ContainerFormat == "" {
@@ -433,24 +453,31 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		return nil, err
 	}
 
-	hr := s.newHashingReader(r)
+	hr := s.newHashingReader(qr, img.DiskFormat)
 	size, err := s.blobs.Put(ctx, id, hr)
 	if err != nil {
 		s.requeue(ctx, id)
 		if err := hr.refusal(); err != nil {
 			return nil, err
 		}
+		if qr.refused != nil {
+			return nil, qr.refused
+		}
 		if hr.err != nil || ctx.Err() != nil {
 			// The client sent less than it promised, or went away.
 			return nil, Errorf(EINVALID, "Error reading image data: %v", errors.Join(hr.err, ctx.Err()))
 		}
-		return nil, fmt.Errorf("store data of image %s: %w", id, err)
+		return nil, s.storeFailed("store", id, err)
 	}
 	img, err = s.activate(ctx, id, size, hr)
-	if err == nil {
-		s.audit(c, "upload", id, "size", size)
+	if err != nil {
+		// Over the byte quota at the commit, say: the upload may be
+		// retried once there is room.
+		s.requeue(ctx, id)
+		return nil, err
 	}
-	return img, err
+	s.audit(c, "upload", id, "size", size)
+	return img, nil
 }
 
 // audit logs one change a caller made: who (user and project), what, and
@@ -462,12 +489,14 @@ func (s *ImageService) audit(c *Caller, action, image string, attrs ...any) {
 }
 
 // activate makes an image whose data is now stored under its ID active,
-// with the size and hashes hr took of that data, in one transaction. If
-// that fails (the image was deleted while its data streamed, or the
-// commit failed) the data is removed: it must not outlive the call.
+// with the size and hashes hr took of that data, in one transaction with
+// the check of its project's byte quota. If that fails (the image was
+// deleted while its data streamed, the project's other uploads took the
+// room, or the commit failed) the data is removed: it must not outlive
+// the call.
 func (s *ImageService) activate(ctx context.Context, id string, size int64, hr *hashingReader) (*Image, error) {
 	ctx = context.WithoutCancel(ctx)
-	img, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+	img, err := s.images.UpdateImageWithin(ctx, id, Quotas{Bytes: s.quotas.Bytes}, func(img *Image) error {
 		if err := img.SetStatus(StatusActive, s.now()); err != nil {
 			return err
 		}
@@ -485,6 +514,19 @@ func (s *ImageService) activate(ctx context.Context, id string, size int64, hr *
 		return nil, err
 	}
 	return img, nil
+}
+
+// storeFailed returns the error of a blob store that failed to take an
+// image's data (doing it: "store" or "stage") while the client sent it
+// well: never a client error. An uncoded failure (an I/O error) becomes a
+// 500 that the HTTP layer logs; a coded one (storage full) reaches the
+// caller as it is, so it is logged here, for an operator must act on it.
+func (s *ImageService) storeFailed(doing, id string, err error) error {
+	err = fmt.Errorf("%s data of image %s: %w", doing, id, err)
+	if ErrorCode(err) != EINTERNAL {
+		s.logger.Error("image data store failed", "image", id, "err", err)
+	}
+	return err
 }
 
 // errNoFormats refuses data for an image that does not say what it is.
@@ -556,7 +598,9 @@ func (s *ImageService) mayDownload(c *Caller, img *Image) error {
 	return nil
 }
 
-// Delete deletes an image of the caller's project and removes its data.
+// Delete deletes an image of the caller's project and removes its data;
+// with delayed delete on, an active image is pending_delete instead and
+// keeps its data until Scrub (see WithDelayedDelete).
 // Another project's visible image is EFORBIDDEN; an invisible or unknown
 // one is ENOTFOUND. Public images are deleted only by the owner's admins,
 // and protected images not at all.
@@ -570,21 +614,24 @@ func (s *ImageService) Delete(ctx context.Context, c *Caller, id string) error {
 	if err := mayDelete(c, img); err != nil {
 		return err
 	}
-	_, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
+	img, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		if img.Deleted() {
 			return Errorf(ENOTFOUND, "Failed to find image %s to delete", id)
 		} else if err := mayDelete(c, img); err != nil {
 			return err
 		}
-		return img.SetStatus(StatusDeleted, s.now())
+		return img.SetStatus(s.deletedStatus(img), s.now())
 	})
 	if err != nil {
 		return err
 	}
-	s.audit(c, "delete", id)
+	s.audit(c, "delete", id, "status", img.Status)
+	if img.Status == StatusPendingDelete {
+		return nil // the data waits for Scrub
+	}
 	// The image is deleted once its record says so. Data that cannot be
-	// removed now is an orphan that no image references.
-	// TODO(#4): the orphan sweep removes such data later; until then it is only logged.
+	// removed now is an orphan that no image references, which
+	// SweepOrphans removes later.
 	s.stopImport(id)
 	for _, key := range []string{id, stagingKey(id)} {
 		if err := s.blobs.Delete(context.WithoutCancel(ctx), key); err != nil && ErrorCode(err) != ENOTFOUND {

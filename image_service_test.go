@@ -722,20 +722,25 @@ func TestUploadEmpty(t *testing.T) {
 func TestUploadVirtualSize(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
+	// Data not in its disk_format is refused unless that check is off.
+	unchecked := newFixture(t, nil, cloudimage.WithRequireFormatMatch(false))
 	tests := []struct {
 		name       string
+		f          *fixture
 		diskFormat string
 		data       []byte
 		want       *int64
 	}{
-		{"iso is its size", "iso", make([]byte, 4096), ptr(4096)},
-		{"qcow2 that is not qcow2 data", "qcow2", make([]byte, 4096), nil},
-		{"qcow2 header too short", "qcow2", []byte("QFI\xfb\x00\x00\x00\x03"), nil},
-		{"vmdk is not known", "vmdk", make([]byte, 4096), nil},
-		{"synthetic qcow2 header", "qcow2", qcow2Header(5 << 30), ptr(5 << 30)},
+		{"raw is its size", f, "raw", make([]byte, 4096), ptr(4096)},
+		{"iso that is not iso data", unchecked, "iso", make([]byte, 4096), nil},
+		{"qcow2 that is not qcow2 data", unchecked, "qcow2", make([]byte, 4096), nil},
+		{"qcow2 header too short", f, "qcow2", []byte("QFI\xfb\x00\x00\x00\x03"), nil},
+		{"vmdk that is not vmdk data", unchecked, "vmdk", make([]byte, 4096), nil},
+		{"synthetic qcow2 header", f, "qcow2", qcow2Header(5 << 30), ptr(5 << 30)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
 			img := f.create(t, f.memberA, cloudimage.ImageCreate{DiskFormat: tt.diskFormat})
 			got := f.upload(t, f.memberA, img.ID, tt.data)
 			if !equalPtr(got.VirtualSize, tt.want) {

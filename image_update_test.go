@@ -202,7 +202,7 @@ func TestUpdateFormatsOnlyWhileQueued(t *testing.T) {
 		cloudimage.ImageUpdate{DiskFormat: strp("qcow2"), ContainerFormat: strp("ovf")}); err != nil {
 		t.Fatalf("Update of a queued image's formats: %v", err)
 	}
-	active := f.upload(t, f.memberA, img.ID, []byte("data"))
+	active := f.upload(t, f.memberA, img.ID, qcow2Header(1<<20))
 	if active.DiskFormat != "qcow2" || active.ContainerFormat != "ovf" {
 		t.Fatalf("formats %s/%s, want qcow2/ovf", active.DiskFormat, active.ContainerFormat)
 	}

@@ -3,15 +3,15 @@ package cloudimage
 import (
 	"crypto/md5"
 	"crypto/sha512"
-	"encoding/binary"
 	"errors"
 	"hash"
 	"io"
 )
 
-// hashingReader hashes what it reads, keeps the first bytes for the format
-// header, and remembers a read error of the source so that the service can
-// tell a client that went away from a store that failed.
+// hashingReader hashes what it reads, inspects the data's format as it
+// streams (see headInspector), and remembers a read error of the source
+// so that the service can tell a client that went away from a store that
+// failed.
 type hashingReader struct {
 	r      io.Reader
 	md5    hash.Hash
@@ -20,15 +20,29 @@ type hashingReader struct {
 	headInspector
 }
 
-const headSize = 512
+// tailSize is how many of the last bytes of the data an inspector keeps:
+// a stream-optimized vmdk ends with a footer marker, its footer and an
+// end-of-stream marker, a sector each; a VHD ends with its 512-byte footer.
+const tailSize = 3 * 512
 
-func (s *ImageService) newHashingReader(r io.Reader) *hashingReader {
-	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), headInspector: s.newInspector()}
+func (s *ImageService) newHashingReader(r io.Reader, diskFormat string) *hashingReader {
+	return &hashingReader{r: r, md5: md5.New(), sha512: sha512.New(), headInspector: s.newInspector(diskFormat)}
 }
 
-// newInspector returns a headInspector with the service's size limit.
-func (s *ImageService) newInspector() headInspector {
-	return headInspector{head: make([]byte, 0, headSize), max: s.maxSize}
+// WithRequireFormatMatch sets whether image data must be in the format
+// its image's disk_format declares (see formatAccepts), as detected from
+// its header; data that is not is refused with EINVALID. It is on by
+// default. Unsafe data (see UnsafeReason) is refused either way.
+func WithRequireFormatMatch(on bool) ServiceOption {
+	return func(s *ImageService) { s.allowFormatMismatch = !on }
+}
+
+// newInspector returns a headInspector for data of an image whose
+// disk_format is diskFormat, with the service's size limit and format
+// rule.
+func (s *ImageService) newInspector(diskFormat string) headInspector {
+	return headInspector{head: make([]byte, 0, UnsafeHeadSize), tail: make([]byte, 0, tailSize),
+		max: s.maxSize, declared: diskFormat, check: !s.allowFormatMismatch}
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
@@ -49,37 +63,111 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// headInspector keeps the first bytes of image data as they stream by and
-// judges them with UnsafeReason as soon as enough have come, so that
-// unsafe data is refused before the rest of it is stored.
+// headInspector judges image data as it streams by, so that data it
+// refuses is refused before the rest of it is stored:
+//   - data that UnsafeReason refuses, as soon as enough of the head has
+//     come (80 bytes, or a sparse vmdk's descriptor);
+//   - when check is on, data whose format differs from the declared one
+//     (see formatAccepts), once that is judged: as soon as the head shows
+//     a format's magic, or 32 KiB of it show none (an ISO's mark is
+//     there); raw data declared raw or vhd only at its end, since a fixed
+//     VHD's footer is its last 512 bytes;
+//   - data beyond max bytes (when max is positive).
 //
-// It also counts the bytes, and refuses data beyond max bytes (when max
-// is positive).
+// It also reads the virtual size the data's header gives (virtualSize).
+// Its memory is bounded whatever the data: the first UnsafeHeadSize
+// bytes, the last tailSize, and for a vhdx one table of at most 64 KiB at
+// a time.
 type headInspector struct {
 	head      []byte
-	inspected bool   // the header has been judged
+	tail      []byte
+	inspected bool   // UnsafeReason has judged the head
 	unsafe    string // why the data is refused, if it is
 	max, seen int64
+
+	declared   string // the image's disk_format
+	check      bool   // refuse data not in the declared format
+	headFormat string // the format the head shows, once it is known
+	format     string // the format of the data, once all of it has come
+	settled    bool   // the format check is done
+	mismatch   string // the format of data refused for it
+	vhdx       *vhdxSizeReader
 }
 
 // see takes the next bytes of the data, eof telling whether they are the
 // last; it returns false once the data is refused.
 func (h *headInspector) see(p []byte, eof bool) bool {
+	off := h.seen
 	if h.seen += int64(len(p)); h.max > 0 && h.seen > h.max {
 		h.unsafe = errTooLargeReason
 		return false
 	}
-	if k := min(len(p), headSize-len(h.head)); k > 0 {
+	if k := min(len(p), cap(h.head)-len(h.head)); k > 0 {
 		h.head = append(h.head, p[:k]...)
 	}
-	if !h.inspected && (len(h.head) >= qcow2HeaderSize || eof) {
+	h.keepTail(p)
+	if h.headFormat == "" {
+		if f := DetectDiskFormat(h.head); f != "raw" || len(h.head) >= DetectHeaderSize || eof {
+			h.headFormat = f
+		}
+		if h.headFormat == "vhdx" {
+			h.vhdx = newVHDXSizeReader()
+		}
+	}
+	if h.vhdx != nil {
+		h.vhdx.feed(off, p)
+	}
+	if !h.inspected && (len(h.head) >= unsafeNeed(h.head) || eof) {
 		h.inspected = true
-		h.unsafe = UnsafeReason(h.head)
+		if h.unsafe = UnsafeReason(h.head); h.unsafe != "" {
+			return false
+		}
+	}
+	if eof {
+		h.format = DetectDiskFormatEnds(h.head, h.tail)
+	}
+	// After UnsafeReason, so that unsafe data is refused as unsafe
+	// however it streams.
+	if h.inspected {
+		h.checkFormat(eof)
 	}
 	return h.unsafe == ""
 }
 
-// errUnsafeData stops the store from taking data that UnsafeReason refuses.
+// keepTail keeps the last tailSize bytes seen.
+func (h *headInspector) keepTail(p []byte) {
+	if len(p) >= tailSize {
+		h.tail = append(h.tail[:0], p[len(p)-tailSize:]...)
+		return
+	}
+	if drop := len(h.tail) + len(p) - tailSize; drop > 0 {
+		h.tail = append(h.tail[:0], h.tail[drop:]...)
+	}
+	h.tail = append(h.tail, p...)
+}
+
+// checkFormat refuses data not in the declared format, once that is
+// known (see headInspector).
+func (h *headInspector) checkFormat(eof bool) {
+	if h.settled || !h.check || !formatChecked(h.declared) || h.headFormat == "" {
+		return
+	}
+	got := h.headFormat
+	if got == "raw" && (h.declared == "raw" || h.declared == "vhd") {
+		if !eof {
+			return
+		}
+		got = h.format
+	}
+	h.settled = true
+	if !formatAccepts(h.declared, got) {
+		h.mismatch = got
+		h.unsafe = "format mismatch"
+	}
+}
+
+// errUnsafeData stops the store from taking data that the inspector
+// refuses.
 var errUnsafeData = errors.New("unsafe image data")
 
 // errTooLargeReason marks data refused for its size rather than its
@@ -88,24 +176,36 @@ const errTooLargeReason = "too large"
 
 // refusal returns the error a caller gets for data h refused, or nil.
 func (h *headInspector) refusal() error {
-	switch h.unsafe {
-	case "":
+	switch {
+	case h.unsafe == "":
 		return nil
-	case errTooLargeReason:
+	case h.unsafe == errTooLargeReason:
 		return Errorf(ETOOLARGE, "Image data is larger than the %d bytes an image may have.", h.max)
+	case h.mismatch != "":
+		return errFormatMismatch(h.mismatch, h.declared)
 	}
 	return Errorf(EINVALID, "Image data refused: %s, which would let a guest read the host's files.", h.unsafe)
 }
 
-// virtualSize returns the size a guest sees: the qcow2 header's for qcow2,
-// the data's own size for raw and iso, and nil where it is not known.
-func (h *hashingReader) virtualSize(diskFormat string, size int64) *int64 {
+// virtualSize returns the size a guest sees of all the data, stored as
+// an image of diskFormat, size bytes long: the data's own size for raw;
+// for the other formats with a header that tells (qcow2, vmdk, vhd, vhdx,
+// vdi, iso) the header's, if the data is in that format; nil where it is
+// not known. A vhdx whose metadata region comes before its region table
+// (the data has passed it when the table tells where it is), or an ISO
+// whose primary volume descriptor is not among the first four of its
+// set, has no size known here.
+func (h *headInspector) virtualSize(diskFormat string, size int64) *int64 {
 	switch {
-	case diskFormat == "qcow2" && DetectDiskFormat(h.head) == "qcow2" && len(h.head) >= 32:
-		v := int64(binary.BigEndian.Uint64(h.head[24:32]))
-		return &v
-	case diskFormat == "raw" || diskFormat == "iso":
+	case diskFormat == "raw":
 		return &size
+	case h.format != diskFormat:
+		return nil
+	case diskFormat == "vhdx":
+		if h.vhdx == nil {
+			return nil
+		}
+		return h.vhdx.size
 	}
-	return nil
+	return headerVirtualSize(diskFormat, h.head, h.tail)
 }

@@ -186,3 +186,9 @@ func (c *Client) DeleteImage(ctx context.Context, id string) error {
 	path, _ := c.appkeyPath("/images?id=" + url.QueryEscape(id))
 	return c.doNHN(ctx, "DELETE", path, nil, &nhnResponse{})
 }
+
+// RestoreImage brings back a pending_delete image through the v2 API; the
+// caller must be an admin of the image's project.
+func (c *Client) RestoreImage(ctx context.Context, id string) error {
+	return c.doJSON(ctx, "POST", "/v2/images/"+url.PathEscape(id)+"/actions/restore", nil, nil, nil)
+}

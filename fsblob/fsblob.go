@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cloudimage/cloudimage"
 )
@@ -70,17 +72,18 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (n int64, err 
 		}
 	}()
 	if n, err = io.Copy(f, contextReader{ctx, r}); err != nil {
-		return n, err
+		return n, storageFull(err)
 	}
+	// A file system may report a full disk only when the data is flushed.
 	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("sync blob: %w", err)
+		return n, storageFull(fmt.Errorf("sync blob: %w", err))
 	}
 	if err = f.Close(); err != nil {
-		return n, fmt.Errorf("close blob: %w", err)
+		return n, storageFull(fmt.Errorf("close blob: %w", err))
 	}
 	dir := filepath.Dir(path)
 	if err = os.MkdirAll(dir, 0o750); err != nil {
-		return n, fmt.Errorf("create blob directory: %w", err)
+		return n, storageFull(fmt.Errorf("create blob directory: %w", err))
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
 		return n, fmt.Errorf("commit blob: %w", err)
@@ -93,6 +96,21 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (n int64, err 
 	}
 	return n, nil
 }
+
+// storageFull gives err the code ETOOLARGE when the file system is out of
+// space or the owner out of quota, as Glance answers StorageFull with 413;
+// the cause stays in the chain for the log. Other errors are returned as
+// they are.
+func storageFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", errStorageFull, err)
+	}
+	return err
+}
+
+// errStorageFull is what a caller is told when the data does not fit.
+var errStorageFull = cloudimage.Errorf(cloudimage.ETOOLARGE,
+	"Image storage media is full: there is no space left for the image data.")
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -131,6 +149,60 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete blob: %w", err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// List yields the blobs in the key directories, one directory read at a
+// time. The staging directory holds no blobs yet and is skipped, as is
+// any file that is not at the path of its name as a key: Delete could not
+// reach it.
+func (s *Store) List(ctx context.Context) iter.Seq2[cloudimage.BlobInfo, error] {
+	return func(yield func(cloudimage.BlobInfo, error) bool) {
+		dirs, err := os.ReadDir(s.root)
+		if err != nil {
+			yield(cloudimage.BlobInfo{}, fmt.Errorf("list blob directories: %w", err))
+			return
+		}
+		for _, d := range dirs {
+			if !d.IsDir() || len(d.Name()) != 2 || strings.HasPrefix(d.Name(), ".") {
+				continue
+			}
+			if !s.listDir(ctx, d.Name(), yield) {
+				return
+			}
+		}
+	}
+}
+
+// listDir yields the blobs in the key directory dir and reports whether
+// the listing goes on.
+func (s *Store) listDir(ctx context.Context, dir string, yield func(cloudimage.BlobInfo, error) bool) bool {
+	entries, err := os.ReadDir(filepath.Join(s.root, dir))
+	if err != nil {
+		yield(cloudimage.BlobInfo{}, fmt.Errorf("list blobs: %w", err))
+		return false
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			yield(cloudimage.BlobInfo{}, err)
+			return false
+		}
+		key := e.Name()
+		if p, err := s.path(key); err != nil || !e.Type().IsRegular() ||
+			p != filepath.Join(s.root, dir, key) {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the directory was read
+		} else if err != nil {
+			yield(cloudimage.BlobInfo{}, fmt.Errorf("stat blob: %w", err))
+			return false
+		}
+		if !yield(cloudimage.BlobInfo{Key: key, Size: info.Size(), ModTime: info.ModTime()}, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // contextReader stops a copy once its context is done.

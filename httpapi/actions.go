@@ -10,14 +10,15 @@ import (
 	"github.com/cloudimage/cloudimage"
 )
 
-// Tags, deactivate/reactivate, and the interoperable import (stage, import,
-// info).
+// Tags, deactivate/reactivate, restore, and the interoperable import
+// (stage, import, info).
 
-func (s *Server) actionRoutes(mux *http.ServeMux) {
+func (s *Server) actionRoutes(mux *routeMux) {
 	mux.Handle("PUT /v2/images/{id}/tags/{tag}", s.image(s.addTag))
 	mux.Handle("DELETE /v2/images/{id}/tags/{tag}", s.image(s.removeTag))
 	mux.Handle("POST /v2/images/{id}/actions/deactivate", s.image(s.deactivateImage))
 	mux.Handle("POST /v2/images/{id}/actions/reactivate", s.image(s.reactivateImage))
+	mux.Handle("POST /v2/images/{id}/actions/restore", s.image(s.restoreImage))
 	mux.Handle("PUT /v2/images/{id}/stage", s.image(s.stageImage))
 	mux.Handle("POST /v2/images/{id}/import", s.image(s.importImage))
 	mux.Handle("GET /v2/info/import", s.image(s.importInfo))
@@ -48,6 +49,12 @@ func (s *Server) deactivateImage(w http.ResponseWriter, r *http.Request, c *clou
 
 func (s *Server) reactivateImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	return noContent(w, s.images.Reactivate(r.Context(), c, r.PathValue("id")))
+}
+
+// restoreImage brings back a pending_delete image, for an admin of its
+// project; it is this server's own action, as Glance has none.
+func (s *Server) restoreImage(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	return noContent(w, s.images.Restore(r.Context(), c, r.PathValue("id")))
 }
 
 // requireOctetStream refuses image data that does not come as

@@ -51,11 +51,17 @@ func errStatus(status int, format string, args ...any) error {
 }
 
 // logInternal logs errors that carry no code: they are the only ones that
-// are bugs or failing dependencies rather than a caller's mistake.
+// are bugs or failing dependencies rather than a caller's mistake. An
+// unavailable dependency is logged as a warning.
 func (s *Server) logInternal(r *http.Request, err error) {
 	if cloudimage.ErrorCode(err) == cloudimage.EINTERNAL && !errors.As(err, new(*httpError)) &&
 		!errors.As(err, new(*nhnError)) {
 		s.logger.Error("internal error", "err", err, "route", r.Pattern, "request_id", requestID(r.Context()))
+	} else if cloudimage.ErrorCode(err) == cloudimage.EUNAVAILABLE {
+		// Not a bug, and the caller is told to retry, but an operator
+		// should know which dependency is busy or down: the cause says.
+		s.logger.Warn("dependency unavailable", "err", err, "route", r.Pattern,
+			"request_id", requestID(r.Context()))
 	}
 }
 
@@ -74,6 +80,7 @@ func (s *Server) statusAndMessage(w http.ResponseWriter, r *http.Request, err er
 		// clients discover v3 and v2.0 from there.
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL+"/identity"))
 	}
+	setRetryAfter(w, err)
 	return status, msg
 }
 
@@ -134,7 +141,7 @@ func errJSON(err error) error {
 
 // nhnResult returns the result code and message of err in the v1.0
 // envelope: the facade's own checks keep their negative code, and
-// authentication failures are -3. Every other outcome of the image
+// authentication failures, too many of them included, are -3. Every other outcome of the image
 // service is 30000 plus its HTTP status, with the service's message.
 func nhnResult(err error) (int, string) {
 	var ne *nhnError
@@ -144,6 +151,15 @@ func nhnResult(err error) (int, string) {
 	switch cloudimage.ErrorCode(err) {
 	case cloudimage.EUNAUTHORIZED:
 		return resultPermission, resultBase[resultPermission] + ": " + cloudimage.ErrorMessage(err)
+	case cloudimage.ETOOMANY:
+		// Too many failed token requests: a permission problem of the
+		// user or client (the rule), with the wait in words, as
+		// v1.0 clients read no headers.
+		msg := resultBase[resultPermission] + ": " + cloudimage.ErrorMessage(err)
+		if d := cloudimage.RetryAfter(err); d > 0 {
+			msg += fmt.Sprintf(" Retry after %d seconds.", retryAfterSeconds(d))
+		}
+		return resultPermission, msg
 	case cloudimage.EINTERNAL:
 		return resultUnknown, resultBase[resultUnknown]
 	}
@@ -169,6 +185,7 @@ func (s *Server) writeNHNError(w http.ResponseWriter, r *http.Request, err error
 // other than 200: only an unknown route has one (digest §7 #10).
 func (s *Server) writeNHNErrorStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
 	s.logInternal(r, err)
+	setRetryAfter(w, err)
 	code, msg := nhnResult(err)
 	writeJSON(w, status, map[string]any{
 		"header": nhnHeader{IsSuccessful: false, ResultCode: code, ResultMessage: msg},

@@ -10,7 +10,7 @@ import (
 // needs a token, and neither says more than whether each check passed:
 // what failed goes to the log.
 
-func (s *Server) healthRoutes(mux *http.ServeMux) {
+func (s *Server) healthRoutes(mux *routeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 }

@@ -35,7 +35,8 @@ const testTTL = 90 * time.Minute
 // projects, A and B, and in each a user of every role with a token.
 type env struct {
 	db       *sqlite.DB
-	blobs    *fsblob.Store
+	dbPath   string
+	blobs    *fsblob.Store // what the service stores into, unless envConfig wraps it
 	blobDir  string
 	images   *cloudimage.ImageService
 	identity *cloudimage.IdentityService
@@ -135,8 +136,22 @@ func copySeed(t testing.TB, dir string) string {
 // Its image service has the default (nhn) profile unless opts say otherwise.
 func newEnv(t testing.TB, opts ...cloudimage.ServiceOption) *env {
 	t.Helper()
+	return newEnvWith(t, envConfig{}, opts...)
+}
+
+// envConfig changes what an env is built on, for tests of failures.
+type envConfig struct {
+	// blobs, if set, wraps the blob store the image service uses.
+	blobs func(cloudimage.BlobStore) cloudimage.BlobStore
+	// busyTimeout is the database's; 0 for sqlite's default.
+	busyTimeout time.Duration
+}
+
+// newEnvWith is newEnv on what cfg says.
+func newEnvWith(t testing.TB, cfg envConfig, opts ...cloudimage.ServiceOption) *env {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
-	e := buildEnv(t, "http://"+ts.Listener.Addr().String(), opts...)
+	e := buildEnvWith(t, "http://"+ts.Listener.Addr().String(), cfg, opts...)
 	ts.Config.Handler = e.handler
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -148,6 +163,12 @@ func newEnv(t testing.TB, opts ...cloudimage.ServiceOption) *env {
 // no listener: benchmarks and fuzz tests call its handler directly.
 func buildEnv(t testing.TB, publicURL string, opts ...cloudimage.ServiceOption) *env {
 	t.Helper()
+	return buildEnvWith(t, publicURL, envConfig{}, opts...)
+}
+
+// buildEnvWith is buildEnv on what cfg says.
+func buildEnvWith(t testing.TB, publicURL string, cfg envConfig, opts ...cloudimage.ServiceOption) *env {
+	t.Helper()
 	logs := &logCapture{}
 	// Registered first, so it runs last, once the server is closed.
 	t.Cleanup(func() {
@@ -155,7 +176,8 @@ func buildEnv(t testing.TB, publicURL string, opts ...cloudimage.ServiceOption) 
 			t.Errorf("the server logged errors:\n%s", strings.Join(msgs, "\n"))
 		}
 	})
-	db, err := sqlite.Open(context.Background(), copySeed(t, t.TempDir()))
+	dbPath := copySeed(t, t.TempDir())
+	db, err := sqlite.OpenWith(context.Background(), dbPath, sqlite.Options{BusyTimeout: cfg.busyTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +187,17 @@ func buildEnv(t testing.TB, publicURL string, opts ...cloudimage.ServiceOption) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	var serviceBlobs cloudimage.BlobStore = blobs
+	if cfg.blobs != nil {
+		serviceBlobs = cfg.blobs(blobs)
+	}
 	logger := slog.New(logs)
 	e := &env{
 		db:       db,
+		dbPath:   dbPath,
 		blobs:    blobs,
 		blobDir:  blobDir,
-		images:   cloudimage.NewImageService(db, blobs, logger, opts...),
+		images:   cloudimage.NewImageService(db, serviceBlobs, logger, opts...),
 		identity: cloudimage.NewIdentityService(db, testTTL),
 		url:      publicURL,
 		logs:     logs,

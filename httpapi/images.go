@@ -19,7 +19,7 @@ import (
 // here, the list in list.go, PATCH in patch.go, version discovery and
 // schemas in versions.go and schemas.go.
 
-func (s *Server) imageRoutes(mux *http.ServeMux) {
+func (s *Server) imageRoutes(mux *routeMux) {
 	s.versionRoutes(mux)
 	s.schemaRoutes(mux)
 	mux.Handle("GET /v2/images", s.image(s.listImages))

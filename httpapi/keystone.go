@@ -10,7 +10,7 @@ import (
 // The identity face: Keystone v2.0 and v3 tokens, enough for OpenStack
 // clients and NHN Cloud's IaaS token API. v3 is in keystone_v3.go.
 
-func (s *Server) keystoneRoutes(mux *http.ServeMux) {
+func (s *Server) keystoneRoutes(mux *routeMux) {
 	mux.Handle("GET /identity", s.keystone(s.keystoneVersions))
 	mux.Handle("GET /identity/{$}", s.keystone(s.keystoneVersions))
 	mux.Handle("GET /identity/v2.0/{$}", s.keystone(s.keystoneVersionV2))
@@ -89,6 +89,7 @@ func (s *Server) keystoneIssueToken(w http.ResponseWriter, r *http.Request) erro
 		ProjectName: a.TenantName,
 		Username:    a.PasswordCredentials.Username,
 		Password:    a.PasswordCredentials.Password,
+		Client:      clientHost(r),
 	})
 	if err != nil {
 		return err

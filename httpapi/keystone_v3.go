@@ -16,7 +16,7 @@ import (
 // and the projects a token's user may scope to. Tokens are the same as
 // v1.0's and v2.0's, so a token from any of them works on every face.
 
-func (s *Server) keystoneV3Routes(mux *http.ServeMux) {
+func (s *Server) keystoneV3Routes(mux *routeMux) {
 	mux.Handle("GET /identity/v3", s.keystone(s.keystoneVersionV3))
 	mux.Handle("GET /identity/v3/{$}", s.keystone(s.keystoneVersionV3))
 	mux.Handle("POST /identity/v3/auth/tokens", s.keystone(s.keystoneV3Issue))
@@ -184,6 +184,7 @@ func (s *Server) keystoneV3Issue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	cr.Client = clientHost(r)
 	t, err := s.identity.Issue(r.Context(), cr)
 	if err != nil {
 		return err

@@ -16,7 +16,7 @@ import (
 // member answers for itself); this face checks the bodies' shapes and
 // writes Glance's member objects.
 
-func (s *Server) memberRoutes(mux *http.ServeMux) {
+func (s *Server) memberRoutes(mux *routeMux) {
 	mux.Handle("POST /v2/images/{id}/members", s.image(s.addMember))
 	mux.Handle("GET /v2/images/{id}/members", s.image(s.listMembers))
 	mux.Handle("GET /v2/images/{id}/members/{member}", s.image(s.showMember))

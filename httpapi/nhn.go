@@ -16,7 +16,7 @@ import (
 // The NHN Cloud Compute v1.0 face: image list and delete, and the appkey
 // token API. Every response is HTTP 200 with the header envelope.
 
-func (s *Server) nhnRoutes(mux *http.ServeMux) {
+func (s *Server) nhnRoutes(mux *routeMux) {
 	mux.Handle("POST /v1.0/appkeys/{appkey}/tokens", s.nhn(s.nhnIssueToken))
 	mux.Handle("GET /v1.0/appkeys/{appkey}/tokens", s.nhn(s.nhnShowToken))
 	mux.Handle("/v1.0/appkeys/{appkey}/tokens", s.nhn(nhnMethodNotSupported))
@@ -45,7 +45,7 @@ func (s *Server) nhnCaller(r *http.Request) (*cloudimage.Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.Project.AppKey != r.PathValue("appkey") {
+	if !sameSecret(t.Project.AppKey, r.PathValue("appkey")) {
 		return nil, cloudimage.Errorf(cloudimage.EUNAUTHORIZED, "the token is not valid for this appkey")
 	}
 	return t.Caller(), nil
@@ -224,6 +224,7 @@ func (s *Server) nhnIssueToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.identity.Issue(r.Context(), cloudimage.Credentials{
 		AppKey: r.PathValue("appkey"), Username: req.Auth.Username, Password: req.Auth.Password,
+		Client: clientHost(r),
 	})
 	if err != nil {
 		return err
@@ -245,7 +246,7 @@ func (s *Server) nhnShowToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t.Project.AppKey != r.PathValue("appkey") {
+	if !sameSecret(t.Project.AppKey, r.PathValue("appkey")) {
 		return cloudimage.Errorf(cloudimage.EUNAUTHORIZED, "the token is not valid for this appkey")
 	}
 	writeJSON(w, http.StatusOK, nhnTokenBody(q.Get("id"), t))

@@ -297,7 +297,7 @@ var nhnImageKeys = []string{
 func TestNHNListShape(t *testing.T) {
 	e := newEnv(t)
 	admin := e.token(t, e.a, cloudimage.RoleAdmin)
-	data := []byte("twelve bytes")
+	data := []byte("QFI\xfb\x00\x00\x00\x03 cut") // twelve bytes of a qcow2 header
 	pub := e.createImage(t, admin, map[string]any{
 		"name": "ubuntu", "disk_format": "qcow2", "container_format": "bare",
 		"visibility": "public", "protected": true, "min_disk": 20, "min_ram": 1024,

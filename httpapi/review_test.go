@@ -372,7 +372,11 @@ func TestUploadUnsafeQcow2(t *testing.T) {
 	if got := e.getImage(t, token, id)["status"]; got != "queued" {
 		t.Errorf("after the refusal the image is %v, want queued", got)
 	}
-	e.upload(t, token, id, []byte("other data"))
+	safe, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.upload(t, token, id, safe)
 }
 
 // TestUploadTooLarge checks the HTTP face of the per-image maximum: 413

@@ -21,7 +21,7 @@ var schemaFiles embed.FS
 // schemaDocs are the schema bodies by their path under /v2/schemas/.
 var schemaDocs = buildSchemas()
 
-func (s *Server) schemaRoutes(mux *http.ServeMux) {
+func (s *Server) schemaRoutes(mux *routeMux) {
 	for name, doc := range schemaDocs {
 		serve := func(w http.ResponseWriter, _ *http.Request, _ *cloudimage.Caller) error {
 			w.Header().Set("Content-Type", "application/json; charset=UTF-8")

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,8 +26,13 @@ type Config struct {
 
 	// PublicURL is the root URL clients reach this server at. It goes into
 	// token catalogs and Location headers. When empty, Open sets it to
-	// http://<listen address>, with a wildcard host made 127.0.0.1.
+	// http://<listen address> (https:// with TLS), with a wildcard host
+	// made 127.0.0.1.
 	PublicURL string
+
+	// TLS, when set, makes Open serve HTTPS with it; it must hold the
+	// server's certificate. Without it the server speaks plain HTTP.
+	TLS *tls.Config
 
 	// Region names the region of the endpoints in token catalogs.
 	Region string
@@ -51,12 +57,14 @@ type Server struct {
 	publicURL string
 	region    string
 	logger    *slog.Logger
+	tls       *tls.Config
 
 	checks   []Check
 	handler  http.Handler
 	srv      *http.Server
 	ln       net.Listener
 	inflight sync.WaitGroup // handlers running, so Close can wait for their cleanup
+	patterns []string       // every route's pattern, in registration order
 }
 
 // DefaultRegion is the region token catalogs name when none is configured.
@@ -71,6 +79,7 @@ func New(cfg Config) *Server {
 		region:    cfg.Region,
 		logger:    cfg.Logger,
 		checks:    cfg.Checks,
+		tls:       cfg.TLS,
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -94,14 +103,33 @@ func (s *Server) Handler() http.Handler {
 // in time, and a request no route takes is answered in its face's error
 // format.
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	s.nhnRoutes(mux)
 	s.keystoneRoutes(mux)
 	s.imageRoutes(mux)
 	s.memberRoutes(mux)
 	s.actionRoutes(mux)
 	s.healthRoutes(mux)
-	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withBodyDeadline(s.withUnrouted(mux))))))
+	s.patterns = mux.patterns
+	return s.withTracking(s.withRequestID(s.withLogging(s.withRecovery(s.withBodyDeadline(s.withUnrouted(mux.ServeMux))))))
+}
+
+// routeMux is a ServeMux that remembers the patterns registered on it,
+// so that the security tests can tell a route their matrix lacks.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// Handle registers h for pattern.
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers h for pattern.
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // withUnrouted serves the requests mux has no route for as the face their
@@ -163,25 +191,38 @@ func (s *Server) writeUnrouted(w http.ResponseWriter, r *http.Request, status in
 	}
 }
 
-// Open listens on addr and serves in the background. Listening happens
-// before Open returns, so an address in use is Open's error.
+// Open listens on addr and serves in the background, over TLS if the
+// server has a TLS configuration. Listening happens before Open returns,
+// so an address in use is Open's error.
 func (s *Server) Open(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.ln = ln
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
 	if s.publicURL == "" {
-		s.publicURL = defaultPublicURL(ln.Addr())
+		s.publicURL = defaultPublicURL(scheme, ln.Addr())
 	}
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
 	}
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.tls != nil {
+			// The certificate is in the configuration, not in files.
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("serve", "err", err)
 		}
 	}()
@@ -198,17 +239,17 @@ func (s *Server) PublicURL() string {
 	return s.publicURL
 }
 
-// defaultPublicURL is http://<address>, with a wildcard host replaced by
-// the loopback address, which is what a local client can reach.
-func defaultPublicURL(addr net.Addr) string {
+// defaultPublicURL is <scheme>://<address>, with a wildcard host replaced
+// by the loopback address, which is what a local client can reach.
+func defaultPublicURL(scheme string, addr net.Addr) string {
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return "http://" + addr.String()
+		return scheme + "://" + addr.String()
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // handlerGrace is how long Close waits, after cutting the connections

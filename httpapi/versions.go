@@ -16,7 +16,7 @@ import (
 // cloudimage has: clients such as Tempest use them when they are listed.
 const imageAPIMinor = 11
 
-func (s *Server) versionRoutes(mux *http.ServeMux) {
+func (s *Server) versionRoutes(mux *routeMux) {
 	mux.HandleFunc("GET /{$}", s.imageVersions(http.StatusMultipleChoices))
 	mux.HandleFunc("GET /versions", s.imageVersions(http.StatusOK))
 	mux.HandleFunc("GET /v2", s.imageVersions(http.StatusOK))

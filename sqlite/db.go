@@ -36,10 +36,35 @@ type DB struct {
 // Open opens (creating if needed) the database file at path and applies
 // any migrations it lacks.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options tune how a database is opened; the zero value is Open's.
+type Options struct {
+	// BusyTimeout is how long a statement waits, retrying, for a lock
+	// that another connection holds (another process writing the same
+	// file, say) before it fails with EUNAVAILABLE. Zero or less means
+	// DefaultBusyTimeout.
+	BusyTimeout time.Duration
+}
+
+// DefaultBusyTimeout is how long a statement waits for a lock unless
+// configured otherwise.
+const DefaultBusyTimeout = 10 * time.Second
+
+// OpenWith is Open with opts.
+func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = DefaultBusyTimeout
+	}
+	// busy_timeout is in milliseconds: round up, so that 1µs is not none.
+	busyMS := (busy + time.Millisecond - 1) / time.Millisecond
 	// FULL makes each commit durable once it returns: an acknowledged
 	// change survives a power cut, not only a crash of the process.
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(10000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
+		fmt.Sprintf("busy_timeout(%d)", busyMS)} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
@@ -120,8 +145,10 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // tx runs fn in a write transaction, committing if fn returns nil and
-// rolling back on an error or a panic.
+// rolling back on an error or a panic. A lock that stays taken past the
+// busy timeout is EUNAVAILABLE.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	defer func() { err = unavailable(err) }()
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -150,16 +177,41 @@ func isUniqueViolation(err error) bool {
 	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
+// unavailable gives err the code EUNAVAILABLE when it is SQLite's
+// SQLITE_BUSY or SQLITE_LOCKED: SQLite retried for the busy timeout and
+// the lock stayed taken, so the caller may try again later. The cause
+// stays in the chain for the log; other errors are returned as they are.
+func unavailable(err error) error {
+	var e *msqlite.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	// Extended codes (SQLITE_BUSY_SNAPSHOT, say) keep the primary code in
+	// their low byte.
+	if c := e.Code() & 0xff; c != sqlite3.SQLITE_BUSY && c != sqlite3.SQLITE_LOCKED {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errBusy, err)
+}
+
+// errBusy is what a caller is told when the database stays locked, with
+// a short wait before trying again.
+var errBusy = &cloudimage.RetryError{
+	Err:   cloudimage.Errorf(cloudimage.EUNAVAILABLE, "The database is busy; try again later."),
+	After: time.Second,
+}
+
 // micros and fromMicros convert between times and the stored Unix
 // microseconds.
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-// notFound turns sql.ErrNoRows into the domain's ENOTFOUND.
+// notFound turns sql.ErrNoRows into the domain's ENOTFOUND, and a lock
+// that stayed taken into EUNAVAILABLE.
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return cloudimage.Errorf(cloudimage.ENOTFOUND, format, args...)
 	}
-	return err
+	return unavailable(err)
 }

@@ -16,7 +16,7 @@ func (db *DB) CreateProject(ctx context.Context, p *cloudimage.Project) error {
 	if isUniqueViolation(err) {
 		return cloudimage.Errorf(cloudimage.ECONFLICT, "project %q already exists", p.Name)
 	} else if err != nil {
-		return fmt.Errorf("insert project %s: %w", p.Name, err)
+		return fmt.Errorf("insert project %s: %w", p.Name, unavailable(err))
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ func (db *DB) CreateUser(ctx context.Context, u *cloudimage.User) error {
 	if isUniqueViolation(err) {
 		return cloudimage.Errorf(cloudimage.ECONFLICT, "user %q already exists", u.Name)
 	} else if err != nil {
-		return fmt.Errorf("insert user %s: %w", u.Name, err)
+		return fmt.Errorf("insert user %s: %w", u.Name, unavailable(err))
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (db *DB) AssignRole(ctx context.Context, userID, projectID string, role clo
 		`INSERT OR IGNORE INTO role_assignments (user_id, project_id, role) VALUES (?, ?, ?)`,
 		userID, projectID, string(role))
 	if err != nil {
-		return fmt.Errorf("assign role %s: %w", role, err)
+		return fmt.Errorf("assign role %s: %w", role, unavailable(err))
 	}
 	return nil
 }
@@ -154,7 +154,7 @@ func (db *DB) CreateToken(ctx context.Context, t *cloudimage.Token) error {
 		`INSERT INTO tokens (hash, user_id, project_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		t.Hash, t.User.ID, t.Project.ID, micros(t.IssuedAt), micros(t.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("insert token: %w", err)
+		return fmt.Errorf("insert token: %w", unavailable(err))
 	}
 	return nil
 }
@@ -162,13 +162,15 @@ func (db *DB) CreateToken(ctx context.Context, t *cloudimage.Token) error {
 // Token returns the token with the given hash, with its user, project and
 // the user's current roles in that project.
 func (db *DB) Token(ctx context.Context, hash string) (*cloudimage.Token, error) {
-	t := cloudimage.Token{Hash: hash, User: &cloudimage.User{}, Project: &cloudimage.Project{}}
+	t := cloudimage.Token{User: &cloudimage.User{}, Project: &cloudimage.Project{}}
 	var issued, expires, userCreated, projectCreated int64
-	err := db.read.QueryRowContext(ctx, `SELECT t.issued_at, t.expires_at,
+	// The hash comes from the row, so that the service can check it
+	// against the one it asked for.
+	err := db.read.QueryRowContext(ctx, `SELECT t.hash, t.issued_at, t.expires_at,
 			u.id, u.name, u.created_at, p.id, p.name, p.appkey, p.created_at
 		FROM tokens t JOIN users u ON u.id = t.user_id JOIN projects p ON p.id = t.project_id
 		WHERE t.hash = ?`, hash).
-		Scan(&issued, &expires, &t.User.ID, &t.User.Name, &userCreated,
+		Scan(&t.Hash, &issued, &expires, &t.User.ID, &t.User.Name, &userCreated,
 			&t.Project.ID, &t.Project.Name, &t.Project.AppKey, &projectCreated)
 	if err != nil {
 		return nil, notFound(err, "no such token")
@@ -185,7 +187,7 @@ func (db *DB) Token(ctx context.Context, hash string) (*cloudimage.Token, error)
 func (db *DB) DeleteExpiredTokens(ctx context.Context, t time.Time) (int64, error) {
 	res, err := db.write.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at < ?`, micros(t))
 	if err != nil {
-		return 0, fmt.Errorf("delete expired tokens: %w", err)
+		return 0, fmt.Errorf("delete expired tokens: %w", unavailable(err))
 	}
 	return res.RowsAffected()
 }
@@ -194,7 +196,7 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, t time.Time) (int64, erro
 func (db *DB) DeleteToken(ctx context.Context, hash string) error {
 	res, err := db.write.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, hash)
 	if err != nil {
-		return fmt.Errorf("delete token: %w", err)
+		return fmt.Errorf("delete token: %w", unavailable(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return cloudimage.Errorf(cloudimage.ENOTFOUND, "no such token")

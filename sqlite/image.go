@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudimage/cloudimage"
 )
@@ -180,6 +181,13 @@ func loadTags(ctx context.Context, q queryer, imgs []*cloudimage.Image) error {
 
 // UpdateImage reads, changes and writes back an image in one transaction.
 func (db *DB) UpdateImage(ctx context.Context, id string, fn func(*cloudimage.Image) error) (*cloudimage.Image, error) {
+	return db.UpdateImageWithin(ctx, id, cloudimage.Quotas{}, fn)
+}
+
+// UpdateImageWithin is UpdateImage, refused when it would leave the
+// image's owner over q.
+func (db *DB) UpdateImageWithin(ctx context.Context, id string, q cloudimage.Quotas,
+	fn func(*cloudimage.Image) error) (*cloudimage.Image, error) {
 	var img *cloudimage.Image
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -202,6 +210,9 @@ func (db *DB) UpdateImage(ctx context.Context, id string, fn func(*cloudimage.Im
 			WHERE id = ?`, append(args[1:], id)...)
 		if err != nil {
 			return fmt.Errorf("update image %s: %w", id, err)
+		}
+		if err := checkUsage(ctx, tx, img.Owner, q); err != nil {
+			return err
 		}
 		if slices.Equal(oldTags, img.Tags) {
 			return nil
@@ -613,6 +624,24 @@ func (db *DB) ImagesInStatus(ctx context.Context, status cloudimage.Status, limi
 	if err != nil {
 		return nil, fmt.Errorf("list images in status %s: %w", status, err)
 	}
+	return scanImages(rows)
+}
+
+// ImagesPendingDeleteBefore returns up to limit pending_delete images
+// deleted at or before t, the longest deleted first.
+func (db *DB) ImagesPendingDeleteBefore(ctx context.Context, t time.Time, limit int) ([]*cloudimage.Image, error) {
+	// The status is written out, not bound, so that the planner can use
+	// the partial index images_pending_delete.
+	rows, err := db.read.QueryContext(ctx, `SELECT `+imageColumns+` FROM images
+		WHERE status = 'pending_delete' AND deleted_at <= ? ORDER BY deleted_at, id LIMIT ?`, micros(t), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list images pending delete: %w", err)
+	}
+	return scanImages(rows)
+}
+
+// scanImages reads every image of rows and closes them.
+func scanImages(rows *sql.Rows) ([]*cloudimage.Image, error) {
 	defer rows.Close()
 	var imgs []*cloudimage.Image
 	for rows.Next() {

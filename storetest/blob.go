@@ -20,6 +20,8 @@ func TestBlobStore(t *testing.T, open func(t *testing.T) cloudimage.BlobStore) {
 	t.Run("FailedPutLeavesNothing", func(t *testing.T) { testBlobFailedPut(t, open(t)) })
 	t.Run("CanceledPut", func(t *testing.T) { testBlobCanceledPut(t, open(t)) })
 	t.Run("Replace", func(t *testing.T) { testBlobReplace(t, open(t)) })
+	t.Run("List", func(t *testing.T) { testBlobList(t, open(t)) })
+	t.Run("ListWhileDeleting", func(t *testing.T) { testBlobListDeleting(t, open(t)) })
 }
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -39,6 +39,11 @@ func TestMetadataStore(t *testing.T, open func(t *testing.T) MetadataStore) {
 	t.Run("MembersMax", func(t *testing.T) { testMembersMax(t, open(t)) })
 	t.Run("UpdateMemberIsAtomic", func(t *testing.T) { testUpdateMemberAtomic(t, open(t)) })
 	t.Run("ImagesInStatus", func(t *testing.T) { testImagesInStatus(t, open(t)) })
+	t.Run("ImagesPendingDeleteBefore", func(t *testing.T) { testImagesPendingDeleteBefore(t, open(t)) })
+	t.Run("ProjectUsage", func(t *testing.T) { testProjectUsage(t, open(t)) })
+	t.Run("CreateImageWithin", func(t *testing.T) { testCreateImageWithin(t, open(t)) })
+	t.Run("UpdateImageWithin", func(t *testing.T) { testUpdateImageWithin(t, open(t)) })
+	t.Run("QuotaIsAtomic", func(t *testing.T) { testQuotaIsAtomic(t, open(t)) })
 	t.Run("Projects", func(t *testing.T) { testProjects(t, open(t)) })
 	t.Run("UsersAndRoles", func(t *testing.T) { testUsersAndRoles(t, open(t)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
@@ -401,8 +406,8 @@ func testTokens(t *testing.T, s MetadataStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.User.ID != u.ID || got.User.Name != u.Name || got.Project.ID != p.ID || got.Project.AppKey != p.AppKey ||
-		!got.IssuedAt.Equal(tok.IssuedAt) || !got.ExpiresAt.Equal(tok.ExpiresAt) ||
+	if got.Hash != tok.Hash || got.User.ID != u.ID || got.User.Name != u.Name || got.Project.ID != p.ID ||
+		got.Project.AppKey != p.AppKey || !got.IssuedAt.Equal(tok.IssuedAt) || !got.ExpiresAt.Equal(tok.ExpiresAt) ||
 		!slices.Equal(got.Roles, []cloudimage.Role{cloudimage.RoleAdmin}) {
 		t.Fatalf("got token %+v (user %+v, project %+v)", got, got.User, got.Project)
 	}

@@ -318,7 +318,14 @@ func TestGophercloudOpenStack(t *testing.T) {
 			img := gcCreate(t, a, opts)
 			names[img.ID] = name
 			if size > 0 {
-				gcUpload(t, a, img.ID, gcData(size, uint64(size)))
+				data := gcData(size, uint64(size))
+				if format == "qcow2" {
+					// The server takes only qcow2 data as qcow2: give it a
+					// header (version 3, no backing file, no features).
+					copy(data, "QFI\xfb\x00\x00\x00\x03")
+					clear(data[8:80])
+				}
+				gcUpload(t, a, img.ID, data)
 			}
 			return gcGet(t, a, img.ID)
 		}

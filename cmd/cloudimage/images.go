@@ -42,7 +42,8 @@ func newClient(cmd *cobra.Command, e *env) (*client.Client, error) {
 
 func imageCommand(e *env) *cobra.Command {
 	cmd := group("image", "Work with images on a running server (CLOUDIMAGE_URL)")
-	cmd.AddCommand(imageUploadCommand(e), imageListCommand(e), imageShowCommand(e), imageDeleteCommand(e))
+	cmd.AddCommand(imageUploadCommand(e), imageListCommand(e), imageShowCommand(e), imageDeleteCommand(e),
+		imageRestoreCommand(e))
 	return cmd
 }
 
@@ -128,18 +129,27 @@ func createError(err error, attrs map[string]any) error {
 	return fmt.Errorf("%w; set it with --os-type", err)
 }
 
-// detectFormat guesses the disk format from the file's header and
-// rewinds the file.
+// detectFormat guesses the disk format from the file's header and its
+// last bytes (a fixed VHD's footer), and rewinds the file.
 func detectFormat(f *os.File) (string, error) {
 	head := make([]byte, cloudimage.DetectHeaderSize)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return "", err
 	}
+	var tail []byte
+	if end, err := f.Seek(0, io.SeekEnd); err != nil {
+		return "", err
+	} else if end >= cloudimage.VHDFooterSize {
+		tail = make([]byte, cloudimage.VHDFooterSize)
+		if _, err := f.ReadAt(tail, end-cloudimage.VHDFooterSize); err != nil {
+			return "", err
+		}
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	return cloudimage.DetectDiskFormat(head[:n]), nil
+	return cloudimage.DetectDiskFormatEnds(head[:n], tail), nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -263,6 +273,29 @@ func imageDeleteCommand(e *env) *cobra.Command {
 					continue
 				}
 				fmt.Fprintf(e.stdout, "deleted %s\n", id)
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+func imageRestoreCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore ID...",
+		Short: "Restore images that are pending delete (delayed delete; admins of their project only)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd, e)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, id := range args {
+				if err := c.RestoreImage(cmd.Context(), id); err != nil {
+					errs = append(errs, fmt.Errorf("restore %s: %w", id, err))
+					continue
+				}
+				fmt.Fprintf(e.stdout, "restored %s\n", id)
 			}
 			return errors.Join(errs...)
 		},

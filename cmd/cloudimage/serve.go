@@ -31,12 +31,25 @@ type serveConfig struct {
 	LogFormat string
 
 	ShutdownTimeout time.Duration
+	DBBusyTimeout   time.Duration // how long a write waits for a locked database, then 503
 
 	Profile      string
 	DefaultLimit int // 0: the profile's
 	MaxLimit     int // 0: the profile's
 	ImportHosts  []string
-	MaxImageSize int64 // bytes; 0: cloudimage.DefaultMaxImageSize
+	MaxImageSize int64             // bytes; 0: cloudimage.DefaultMaxImageSize
+	Quotas       cloudimage.Quotas // of every project; 0: no limit
+
+	RequireFormatMatch bool // refuse data that is not in its disk_format
+
+	Lifecycle lifecycleConfig // delayed delete, the scrubber, the orphan sweep
+
+	TLSCert, TLSKey string // PEM files; both or neither
+
+	// Failed token requests a user or client address may make in a row,
+	// then one more each interval; 0 for either: no limit.
+	AuthFailureBurst    int
+	AuthFailureInterval time.Duration
 }
 
 func serveCommand(e *env, dataDir *string) *cobra.Command {
@@ -56,6 +69,29 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	defaultLimit := envInt("CLOUDIMAGE_DEFAULT_PAGE_SIZE", "default-page-size")
 	maxLimit := envInt("CLOUDIMAGE_MAX_PAGE_SIZE", "max-page-size")
 	maxImageSize := envInt("CLOUDIMAGE_MAX_IMAGE_SIZE", "max-image-size")
+	quotaImages := envInt("CLOUDIMAGE_QUOTA_IMAGES", "quota-images")
+	quotaBytes := envInt("CLOUDIMAGE_QUOTA_BYTES", "quota-bytes")
+	requireMatch, err := strconv.ParseBool(e.or("CLOUDIMAGE_REQUIRE_FORMAT_MATCH", "true"))
+	if err != nil {
+		envErrs["require-format-match"] = fmt.Errorf("CLOUDIMAGE_REQUIRE_FORMAT_MATCH: not a boolean: %w", err)
+	}
+	authBurst, err := strconv.Atoi(e.or("CLOUDIMAGE_AUTH_FAILURE_BURST",
+		strconv.Itoa(cloudimage.DefaultAuthFailureBurst)))
+	if err != nil {
+		authBurst = cloudimage.DefaultAuthFailureBurst
+		envErrs["auth-failure-burst"] = fmt.Errorf("CLOUDIMAGE_AUTH_FAILURE_BURST: not an integer: %w", err)
+	}
+	authInterval, err := time.ParseDuration(e.or("CLOUDIMAGE_AUTH_FAILURE_INTERVAL",
+		cloudimage.DefaultAuthFailureInterval.String()))
+	if err != nil {
+		authInterval = cloudimage.DefaultAuthFailureInterval
+		envErrs["auth-failure-interval"] = fmt.Errorf("CLOUDIMAGE_AUTH_FAILURE_INTERVAL: %w", err)
+	}
+	busyTimeout, err := time.ParseDuration(e.or("CLOUDIMAGE_DB_BUSY_TIMEOUT", sqlite.DefaultBusyTimeout.String()))
+	if err != nil {
+		busyTimeout = sqlite.DefaultBusyTimeout
+		envErrs["db-busy-timeout"] = fmt.Errorf("CLOUDIMAGE_DB_BUSY_TIMEOUT: %w", err)
+	}
 	var importHosts []string
 	if v := e.getenv("CLOUDIMAGE_IMPORT_ALLOWED_HOSTS"); v != "" {
 		importHosts = strings.Split(v, ",")
@@ -89,12 +125,16 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", e.or("CLOUDIMAGE_LISTEN", "127.0.0.1:9292"),
 		"address to listen on (CLOUDIMAGE_LISTEN)")
 	f.StringVar(&cfg.PublicURL, "public-url", e.or("CLOUDIMAGE_PUBLIC_URL", ""),
-		"root URL clients reach the server at; default http://<listen address> (CLOUDIMAGE_PUBLIC_URL)")
+		"root URL clients reach the server at; default http://<listen address>, https:// with TLS "+
+			"(CLOUDIMAGE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", ttl, "lifetime of issued tokens (CLOUDIMAGE_TOKEN_TTL)")
 	f.StringVar(&cfg.Region, "region", e.or("CLOUDIMAGE_REGION", httpapi.DefaultRegion),
 		"region named in token catalogs (CLOUDIMAGE_REGION)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second,
 		"how long a shutdown waits for requests in flight before cutting them")
+	f.DurationVar(&cfg.DBBusyTimeout, "db-busy-timeout", busyTimeout,
+		"how long a database write waits, retrying, for a lock another process holds before it "+
+			"fails with 503 (CLOUDIMAGE_DB_BUSY_TIMEOUT)")
 	f.StringVar(&cfg.LogLevel, "log-level", e.or("CLOUDIMAGE_LOG_LEVEL", "info"),
 		"debug, info, warn or error (CLOUDIMAGE_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", e.or("CLOUDIMAGE_LOG_FORMAT", "text"),
@@ -108,9 +148,28 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 		"most images in a v2 list page; 0 for the profile's (CLOUDIMAGE_MAX_PAGE_SIZE)")
 	f.Int64Var(&cfg.MaxImageSize, "max-image-size", int64(maxImageSize),
 		"most bytes of data one image may have; 0 for 1 TiB (CLOUDIMAGE_MAX_IMAGE_SIZE)")
+	f.IntVar(&cfg.Quotas.Images, "quota-images", quotaImages,
+		"most images each project may have that are not deleted; 0 for no limit (CLOUDIMAGE_QUOTA_IMAGES)")
+	f.Int64Var(&cfg.Quotas.Bytes, "quota-bytes", int64(quotaBytes),
+		"most bytes of image data, staged data included, each project may hold; 0 for no limit "+
+			"(CLOUDIMAGE_QUOTA_BYTES)")
 	f.StringSliceVar(&cfg.ImportHosts, "import-allowed-hosts", importHosts,
 		"hosts (name or host:port) web-download imports may fetch from; none disables web-download "+
 			"(CLOUDIMAGE_IMPORT_ALLOWED_HOSTS)")
+	f.BoolVar(&cfg.RequireFormatMatch, "require-format-match", requireMatch,
+		"refuse image data whose format, as its header shows, is not its disk_format "+
+			"(CLOUDIMAGE_REQUIRE_FORMAT_MATCH)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", e.or("CLOUDIMAGE_TLS_CERT", ""),
+		"PEM certificate file (chain included) to serve HTTPS with; needs --tls-key (CLOUDIMAGE_TLS_CERT)")
+	f.StringVar(&cfg.TLSKey, "tls-key", e.or("CLOUDIMAGE_TLS_KEY", ""),
+		"PEM private key file of --tls-cert (CLOUDIMAGE_TLS_KEY)")
+	f.IntVar(&cfg.AuthFailureBurst, "auth-failure-burst", authBurst,
+		"failed token requests a user name or client address may make before it is refused with 429; "+
+			"0 for no limit (CLOUDIMAGE_AUTH_FAILURE_BURST)")
+	f.DurationVar(&cfg.AuthFailureInterval, "auth-failure-interval", authInterval,
+		"after the burst, one more token request is allowed each interval; 0 for no limit "+
+			"(CLOUDIMAGE_AUTH_FAILURE_INTERVAL)")
+	addLifecycleFlags(cmd, e, envErrs, &cfg.Lifecycle)
 	return cmd
 }
 
@@ -173,16 +232,22 @@ const dbFile = "cloudimage.db"
 
 // openDatabase opens the metadata database under dataDir.
 func openDatabase(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	return openDatabaseWith(ctx, dataDir, sqlite.Options{})
+}
+
+// openDatabaseWith is openDatabase with opts.
+func openDatabaseWith(ctx context.Context, dataDir string, opts sqlite.Options) (*sqlite.DB, error) {
 	// The database holds password and token hashes: for the owner only.
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	return sqlite.OpenWith(ctx, filepath.Join(dataDir, dbFile), opts)
 }
 
-// openStores opens the metadata database and the blob store under dataDir.
-func openStores(ctx context.Context, dataDir string) (*sqlite.DB, *fsblob.Store, error) {
-	db, err := openDatabase(ctx, dataDir)
+// openStores opens the metadata database, with opts, and the blob store
+// under dataDir.
+func openStores(ctx context.Context, dataDir string, opts sqlite.Options) (*sqlite.DB, *fsblob.Store, error) {
+	db, err := openDatabaseWith(ctx, dataDir, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,8 +267,26 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if cfg.TokenTTL <= 0 {
 		return fmt.Errorf("token TTL must be positive, not %s", cfg.TokenTTL)
 	}
+	if cfg.DBBusyTimeout <= 0 {
+		return fmt.Errorf("database busy timeout must be positive, not %s", cfg.DBBusyTimeout)
+	}
 	if cfg.MaxImageSize < 0 {
 		return fmt.Errorf("max image size must not be negative, not %d", cfg.MaxImageSize)
+	}
+	if cfg.AuthFailureBurst < 0 || cfg.AuthFailureInterval < 0 {
+		return fmt.Errorf("auth failure burst and interval must not be negative, not %d and %s",
+			cfg.AuthFailureBurst, cfg.AuthFailureInterval)
+	}
+	tlsConfig, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return err
+	}
+	if cfg.Quotas.Images < 0 || cfg.Quotas.Bytes < 0 {
+		return fmt.Errorf("quotas must not be negative, not %d images and %d bytes",
+			cfg.Quotas.Images, cfg.Quotas.Bytes)
+	}
+	if err := cfg.Lifecycle.check(); err != nil {
+		return err
 	}
 	profile, err := cloudimage.ProfileByName(cfg.Profile)
 	if err != nil {
@@ -212,13 +295,14 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if err := setPageSizes(&profile, cfg.DefaultLimit, cfg.MaxLimit); err != nil {
 		return err
 	}
-	db, blobs, err := openStores(ctx, cfg.DataDir)
+	db, blobs, err := openStores(ctx, cfg.DataDir, sqlite.Options{BusyTimeout: cfg.DBBusyTimeout})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	identity := cloudimage.NewIdentityService(db, cfg.TokenTTL)
+	identity := cloudimage.NewIdentityService(db, cfg.TokenTTL,
+		cloudimage.WithAuthFailureLimit(cfg.AuthFailureBurst, cfg.AuthFailureInterval))
 	adminPassword := e.getenv("CLOUDIMAGE_ADMIN_PASSWORD")
 	boot, err := identity.Bootstrap(ctx, adminPassword)
 	if err != nil {
@@ -230,16 +314,21 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 
 	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"),
 		cloudimage.WithProfile(profile), cloudimage.WithImportHosts(cfg.ImportHosts...),
-		cloudimage.WithMaxImageSize(cfg.MaxImageSize))
+		cloudimage.WithMaxImageSize(cfg.MaxImageSize), cloudimage.WithQuotas(cfg.Quotas),
+		cloudimage.WithRequireFormatMatch(cfg.RequireFormatMatch), cfg.Lifecycle.deleteOption())
 	// Imports in the background stop before the database closes.
 	defer images.Close()
 	if _, err := images.RecoverUploads(ctx); err != nil {
 		return fmt.Errorf("recover interrupted uploads: %w", err)
 	}
+	if err := sweepAtStart(ctx, images, cfg.Lifecycle); err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Config{
 		Images:    images,
 		Identity:  identity,
 		PublicURL: cfg.PublicURL,
+		TLS:       tlsConfig,
 		Region:    cfg.Region,
 		Logger:    logger.With("component", "http"),
 		Checks:    []httpapi.Check{{Name: "database", Ping: db.Ping}, {Name: "images", Ping: blobs.Ping}},
@@ -250,12 +339,20 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	cfg.PublicURL = srv.PublicURL()
 	logger.Info("config", "data_dir", cfg.DataDir, "listen", cfg.Listen, "public_url", cfg.PublicURL,
 		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
+		"db_busy_timeout", cfg.DBBusyTimeout,
 		"log_level", cfg.LogLevel,
 		"profile", profile.Name, "default_page_size", profile.DefaultLimit, "max_page_size", profile.MaxLimit,
 		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","), "max_image_size", cfg.MaxImageSize,
+		"quota_images", cfg.Quotas.Images, "quota_bytes", cfg.Quotas.Bytes,
+		"require_format_match", cfg.RequireFormatMatch,
+		cfg.Lifecycle.logAttrs(),
+		"tls_cert", cfg.TLSCert, "tls_key", cfg.TLSKey,
+		"auth_failure_burst", cfg.AuthFailureBurst, "auth_failure_interval", cfg.AuthFailureInterval,
 		"admin_password_from_env", adminPassword != "")
 	logger.Info("listening", "addr", srv.Addr().String())
 
+	stopJanitor := startJanitor(ctx, images, db, cfg.Lifecycle, logger.With("component", "janitor"))
+	defer stopJanitor() // before the service and the database close
 	go purgeTokens(ctx, identity, logger)
 	<-ctx.Done()
 	logger.Info("shutting down")
