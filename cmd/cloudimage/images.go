@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -257,32 +258,24 @@ func printImage(e *env, img *client.Image) error {
 }
 
 func imageDeleteCommand(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete ID...",
-		Short: "Delete images",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(cmd, e)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, id := range args {
-				if err := c.DeleteImage(cmd.Context(), id); err != nil {
-					errs = append(errs, fmt.Errorf("delete %s: %w", id, err))
-					continue
-				}
-				fmt.Fprintf(e.stdout, "deleted %s\n", id)
-			}
-			return errors.Join(errs...)
-		},
-	}
+	return eachImageCommand(e, "delete", "deleted", "Delete images",
+		func(ctx context.Context, c *client.Client, id string) error { return c.DeleteImage(ctx, id) })
 }
 
 func imageRestoreCommand(e *env) *cobra.Command {
+	return eachImageCommand(e, "restore", "restored",
+		"Restore images that are pending delete (delayed delete; admins of their project only)",
+		func(ctx context.Context, c *client.Client, id string) error { return c.RestoreImage(ctx, id) })
+}
+
+// eachImageCommand returns the command verb, which does fn to each image
+// named, reports each success as "<done> ID" and goes on past failures,
+// which it reports together at the end.
+func eachImageCommand(e *env, verb, done, short string,
+	fn func(ctx context.Context, c *client.Client, id string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "restore ID...",
-		Short: "Restore images that are pending delete (delayed delete; admins of their project only)",
+		Use:   verb + " ID...",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, e)
@@ -291,11 +284,11 @@ func imageRestoreCommand(e *env) *cobra.Command {
 			}
 			var errs []error
 			for _, id := range args {
-				if err := c.RestoreImage(cmd.Context(), id); err != nil {
-					errs = append(errs, fmt.Errorf("restore %s: %w", id, err))
+				if err := fn(cmd.Context(), c, id); err != nil {
+					errs = append(errs, fmt.Errorf("%s %s: %w", verb, id, err))
 					continue
 				}
-				fmt.Fprintf(e.stdout, "restored %s\n", id)
+				fmt.Fprintf(e.stdout, "%s %s\n", done, id)
 			}
 			return errors.Join(errs...)
 		},
