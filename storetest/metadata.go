@@ -47,6 +47,7 @@ func TestMetadataStore(t *testing.T, open func(t *testing.T) MetadataStore) {
 	t.Run("Projects", func(t *testing.T) { testProjects(t, open(t)) })
 	t.Run("UsersAndRoles", func(t *testing.T) { testUsersAndRoles(t, open(t)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
+	t.Run("OddKeys", func(t *testing.T) { testOddKeys(t, open(t)) })
 }
 
 // base is a fixed instant with microsecond precision, what stores keep.
@@ -232,12 +233,15 @@ func testUpdateImageAtomic(t *testing.T, s MetadataStore) {
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for range n {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A column and the tags, which a store may keep apart: each
+			// update must see the tags the one before it wrote.
 			_, err := s.UpdateImage(ctx, img.ID, func(img *cloudimage.Image) error {
 				img.MinDisk++
+				img.Tags = append(img.Tags, fmt.Sprint("tag-", i))
 				return nil
 			})
 			errs <- err
@@ -256,6 +260,9 @@ func testUpdateImageAtomic(t *testing.T, s MetadataStore) {
 	}
 	if got.MinDisk != n {
 		t.Fatalf("got min_disk %d after %d concurrent increments, want %d", got.MinDisk, n, n)
+	}
+	if len(got.Tags) != n {
+		t.Fatalf("got %d tags after %d concurrent updates that each added one, want %d: %v", len(got.Tags), n, n, got.Tags)
 	}
 }
 
