@@ -93,9 +93,11 @@ func (s *ImageService) scrub(ctx context.Context, id string, due time.Time) (boo
 }
 
 // Restore makes a pending_delete image active again, with the data it
-// kept. Only an admin of the image's project may; another caller who can
-// see the image is EFORBIDDEN, one who cannot (or an unknown or deleted
-// image) ENOTFOUND, and an image that is not pending_delete ECONFLICT.
+// kept. Only an admin of the image's project may: the project's other
+// users are EFORBIDDEN; every other project, even one the image was
+// shared with, is ENOTFOUND, as for an unknown or scrubbed image; an
+// image that is not pending_delete is ECONFLICT (EFORBIDDEN for a caller
+// who may see it but not restore it).
 func (s *ImageService) Restore(ctx context.Context, c *Caller, id string) error {
 	notFound := Errorf(ENOTFOUND, "No image found with ID %s", id)
 	img, err := s.images.Image(ctx, id)
@@ -104,16 +106,19 @@ func (s *ImageService) Restore(ctx context.Context, c *Caller, id string) error 
 	} else if err != nil {
 		return err
 	}
+	// A deleted or pending_delete image is gone for everyone but its own
+	// project: even a project it was shared with must not learn that it
+	// can still come back.
 	if ok, err := s.visible(ctx, c, img); err != nil {
 		return err
-	} else if !ok || img.Status == StatusDeleted {
+	} else if !ok || img.Status == StatusDeleted || (img.Deleted() && img.Owner != c.ProjectID) {
 		return notFound
 	}
 	// The restored image counts toward its project's quotas again, and
 	// may not take the project over them.
 	_, err = s.images.UpdateImageWithin(ctx, id, s.quotas, func(img *Image) error {
 		switch {
-		case img.Status == StatusDeleted:
+		case img.Status == StatusDeleted, img.Deleted() && img.Owner != c.ProjectID:
 			return notFound
 		case img.Owner != c.ProjectID || !c.IsAdmin():
 			return Errorf(EFORBIDDEN, "Only an admin of its project may restore image %s.", id)

@@ -392,7 +392,7 @@ func TestRestore(t *testing.T) {
 	}{
 		{"member of the project", f.memberA, shared.ID, cloudimage.EFORBIDDEN},
 		{"reader of the project", f.readerA, shared.ID, cloudimage.EFORBIDDEN},
-		{"admin of a member project", f.adminB, shared.ID, cloudimage.EFORBIDDEN},
+		{"admin of a member project", f.adminB, shared.ID, cloudimage.ENOTFOUND},
 		{"admin of another project", f.adminB, private.ID, cloudimage.ENOTFOUND},
 		{"unknown image", f.adminA, uuid.NewString(), cloudimage.ENOTFOUND},
 		{"active image", f.adminA, active.ID, cloudimage.ECONFLICT},
