@@ -434,7 +434,8 @@ type Bootstrap struct {
 // Bootstrap creates the admin user, an admin of the admin project (which
 // it creates too if need be), unless that user exists already; it returns
 // nil then. So the first start makes them even when projects were created
-// offline before it. An empty password is generated.
+// offline before it. An empty password is generated. Of replicas that
+// start together on a new database one bootstraps; the others return nil.
 func (s *IdentityService) Bootstrap(ctx context.Context, password string) (*Bootstrap, error) {
 	if _, err := s.store.UserByName(ctx, BootstrapUser); ErrorCode(err) != ENOTFOUND {
 		return nil, err
@@ -442,11 +443,19 @@ func (s *IdentityService) Bootstrap(ctx context.Context, password string) (*Boot
 	p, err := s.store.ProjectByName(ctx, BootstrapProject)
 	if ErrorCode(err) == ENOTFOUND {
 		p, err = s.CreateProject(ctx, BootstrapProject)
+		if ErrorCode(err) == ECONFLICT { // another replica created it
+			p, err = s.store.ProjectByName(ctx, BootstrapProject)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	u, pw, err := s.CreateUser(ctx, p.ID, BootstrapUser, password, RoleAdmin)
+	if ErrorCode(err) == ECONFLICT {
+		if _, lookup := s.store.UserByName(ctx, BootstrapUser); lookup == nil {
+			return nil, nil // another replica bootstrapped
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,13 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 	if err != nil {
 		return nil, err
 	}
+	t, err := s.beginTransfer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer t.end()
+	ctx, unbind := t.bind(ctx)
+	defer unbind()
 	if img, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		return img.SetStatus(StatusUploading, s.now())
 	}); err != nil {
@@ -62,6 +69,9 @@ func (s *ImageService) Stage(ctx context.Context, c *Caller, id string, r io.Rea
 	}
 	cr := &errorReader{r: qr, headInspector: s.newInspector(img.DiskFormat)}
 	size, err := s.blobs.Put(ctx, stagingKey(id), cr)
+	if lost := t.lostErr(); lost != nil {
+		return nil, lost
+	}
 	stored := err == nil
 	if stored {
 		// Staged data counts toward the byte quota from here on.
@@ -151,6 +161,11 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 		}
 		source = func(ctx context.Context) (io.ReadCloser, error) { return s.fetch(ctx, u) }
 	}
+	// Held from before the image is importing to the end of the import.
+	t, err := s.beginTransfer(ctx, id)
+	if err != nil {
+		return err
+	}
 	_, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		if img.DiskFormat == "" || img.ContainerFormat == "" {
 			return errNoFormats("importing")
@@ -166,12 +181,14 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 		return img.SetStatus(StatusImporting, s.now())
 	})
 	if err != nil {
+		t.end()
 		return err
 	}
-	if !s.startImport(id, source) {
+	if !s.startImport(id, t, source) {
 		// Closing began after the check above. The image stays importing:
 		// at the next start RecoverUploads resumes a staged import and
 		// queues a web-download again.
+		t.end()
 		return Errorf(ECONFLICT, "The server is shutting down; retry the import once it is back.")
 	}
 	s.audit(c, "import", id, "method", req.Method)
@@ -179,13 +196,15 @@ func (s *ImageService) Import(ctx context.Context, c *Caller, id string, req Imp
 }
 
 // startImport moves an importing image's data from source into the blob
-// store in the background, and reports whether it started.
+// store in the background, under the image's transfer t, and reports
+// whether it started; if it did, it ends t when done.
 //
 // Once Close has begun no import starts: the image stays importing, and
 // RecoverUploads resumes it at the next start if its data is staged.
 //
 // Deleting the image stops its import (see stopImport).
-func (s *ImageService) startImport(id string, source func(context.Context) (io.ReadCloser, error)) bool {
+func (s *ImageService) startImport(id string, t *transfer,
+	source func(context.Context) (io.ReadCloser, error)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -200,7 +219,10 @@ func (s *ImageService) startImport(id string, source func(context.Context) (io.R
 	s.imports.Add(1)
 	go func() {
 		defer s.imports.Done()
-		err := s.importData(ctx, id, source)
+		defer t.end() // before Close returns
+		bound, unbind := t.bind(ctx)
+		err := s.importData(bound, t, source)
+		unbind()
 		s.mu.Lock()
 		delete(s.running, id)
 		s.mu.Unlock()
@@ -208,6 +230,9 @@ func (s *ImageService) startImport(id string, source func(context.Context) (io.R
 		var se *sourceError
 		switch {
 		case err == nil:
+		case t.lostErr() != nil:
+			// The image is the recovery's now, here or on another replica.
+			s.logger.Warn("import stopped: its transfer lease was lost", "image", id)
 		case s.bg.Err() != nil:
 			// Stopped by Close: the image stays importing with its staged
 			// data, and RecoverUploads resumes it at the next start.
@@ -245,7 +270,9 @@ type sourceError struct{ err error }
 func (e *sourceError) Error() string { return e.err.Error() }
 func (e *sourceError) Unwrap() error { return e.err }
 
-func (s *ImageService) importData(ctx context.Context, id string, source func(context.Context) (io.ReadCloser, error)) error {
+func (s *ImageService) importData(ctx context.Context, t *transfer,
+	source func(context.Context) (io.ReadCloser, error)) error {
+	id := t.id
 	src, err := source(ctx)
 	if err != nil {
 		return err
@@ -270,7 +297,7 @@ func (s *ImageService) importData(ctx context.Context, id string, source func(co
 	} else if err != nil {
 		return err
 	}
-	if _, err := s.activate(ctx, id, size, hr); ErrorCode(err) == ETOOLARGE {
+	if _, err := s.activate(ctx, t, StatusImporting, size, hr); ErrorCode(err) == ETOOLARGE {
 		return &sourceError{err} // the data, not the server, is at fault
 	} else if err != nil {
 		return err

@@ -37,12 +37,18 @@ type ImageService struct {
 
 	// Imports run in the background after their request has returned;
 	// Close cancels and waits for them.
-	bg      context.Context
-	stopBG  context.CancelFunc
-	mu      sync.Mutex // guards closed, running and adding to imports
-	closed  bool
-	running map[string]context.CancelFunc // of the imports running, by image ID
-	imports sync.WaitGroup
+	bg        context.Context
+	stopBG    context.CancelFunc
+	mu        sync.Mutex // guards closed, running, transfers and adding to imports
+	closed    bool
+	running   map[string]context.CancelFunc // of the imports running, by image ID
+	transfers map[string]struct{}           // IDs of the images whose transfer runs here
+	imports   sync.WaitGroup
+
+	// Transfer leases, see WithTransferLeases; leases is nil without.
+	leases   LeaseStore
+	holder   string
+	leaseTTL time.Duration
 
 	importIdle time.Duration // see importIdleTimeout
 	maxSize    int64         // of one image's data, in bytes; see WithMaxImageSize
@@ -442,6 +448,15 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 	if err != nil {
 		return nil, err
 	}
+	// Held before the image is saving, so that RecoverUploads never takes
+	// a saving image for an abandoned one while its data streams.
+	t, err := s.beginTransfer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer t.end()
+	ctx, unbind := t.bind(ctx)
+	defer unbind()
 	if img, err = s.images.UpdateImage(ctx, id, func(img *Image) error {
 		// Checked here, in the transaction, so that a PATCH clearing a
 		// format cannot slip in before the status changes.
@@ -455,6 +470,9 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 
 	hr := s.newHashingReader(qr, img.DiskFormat)
 	size, err := s.blobs.Put(ctx, id, hr)
+	if lost := t.lostErr(); lost != nil {
+		return nil, lost
+	}
 	if err != nil {
 		s.requeue(ctx, id)
 		if err := hr.refusal(); err != nil {
@@ -469,8 +487,10 @@ func (s *ImageService) Upload(ctx context.Context, c *Caller, id string, r io.Re
 		}
 		return nil, s.storeFailed("store", id, err)
 	}
-	img, err = s.activate(ctx, id, size, hr)
-	if err != nil {
+	img, err = s.activate(ctx, t, StatusSaving, size, hr)
+	if errors.Is(err, errTransferLost) {
+		return nil, err
+	} else if err != nil {
 		// Over the byte quota at the commit, say: the upload may be
 		// retried once there is room.
 		s.requeue(ctx, id)
@@ -488,15 +508,26 @@ func (s *ImageService) audit(c *Caller, action, image string, attrs ...any) {
 		"user_name", c.UserName, "image", image}, attrs...)...)
 }
 
-// activate makes an image whose data is now stored under its ID active,
-// with the size and hashes hr took of that data, in one transaction with
-// the check of its project's byte quota. If that fails (the image was
-// deleted while its data streamed, the project's other uploads took the
-// room, or the commit failed) the data is removed: it must not outlive
-// the call.
-func (s *ImageService) activate(ctx context.Context, id string, size int64, hr *hashingReader) (*Image, error) {
+// activate makes an image whose data transfer t has stored under its ID
+// active, with the size and hashes hr took of that data, in one
+// transaction with the check of its project's byte quota and that the
+// image is still in status from. If that fails (the image was deleted
+// while its data streamed, the project's other uploads took the room, or
+// the commit failed) the data is removed: it must not outlive the call.
+// A transfer that has lost its lease is errTransferLost and changes
+// nothing: the image, and the data under its ID, are another replica's.
+func (s *ImageService) activate(ctx context.Context, t *transfer, from Status, size int64,
+	hr *hashingReader) (*Image, error) {
 	ctx = context.WithoutCancel(ctx)
+	if err := t.confirm(ctx); err != nil {
+		return nil, err
+	}
+	id := t.id
 	img, err := s.images.UpdateImageWithin(ctx, id, Quotas{Bytes: s.quotas.Bytes}, func(img *Image) error {
+		if img.Status != from && img.Status.CanTransition(StatusActive) {
+			// Recovered and requeued, say, while this transfer stalled.
+			return Errorf(ECONFLICT, "Image status transition from %s to active is not allowed", img.Status)
+		}
 		if err := img.SetStatus(StatusActive, s.now()); err != nil {
 			return err
 		}
@@ -654,7 +685,7 @@ func mayDelete(c *Caller, img *Image) error {
 }
 
 // RecoverUploads repairs what a process that stopped mid-transfer left
-// behind, and must run before the server accepts requests:
+// behind:
 //   - an image left in saving returns to queued, and whatever data it may
 //     have committed before it could be marked active is removed, so that
 //     the upload can simply be retried;
@@ -663,77 +694,117 @@ func mayDelete(c *Caller, img *Image) error {
 //   - an image left uploading whose staging never completed, or whose
 //     staged data was never recorded, is queued and its data removed.
 //
-// It returns how many images it repaired.
-//
-// TODO(#5): with several replicas on one database this would also reset
-// uploads that another replica is still running; it needs a lease per upload.
+// It returns how many images it repaired. An image whose transfer still
+// runs, in this process or, by its transfer lease, on another replica
+// (see WithTransferLeases), is left alone, so that RecoverUploads may run
+// at any time; without transfer leases, a service that shares its
+// database must not run it.
 func (s *ImageService) RecoverUploads(ctx context.Context) (int, error) {
 	n := 0
-	for {
-		stale, err := s.images.ImagesInStatus(ctx, StatusSaving, 100)
-		if err != nil {
-			return n, err
-		} else if len(stale) == 0 {
-			break
-		}
-		for _, img := range stale {
-			if err := s.blobs.Delete(ctx, img.ID); err != nil && ErrorCode(err) != ENOTFOUND {
-				return n, fmt.Errorf("remove data of interrupted upload %s: %w", img.ID, err)
-			}
-			_, err := s.images.UpdateImage(ctx, img.ID, func(img *Image) error {
-				if img.Status != StatusSaving {
-					return errNoChange
-				}
-				return img.SetStatus(StatusQueued, s.now())
-			})
-			if err != nil && !errors.Is(err, errNoChange) {
-				return n, err
-			}
-			s.logger.Warn("interrupted upload returned to queued", "image", img.ID)
-			n++
-		}
-	}
-	// Images that keep their status here stay in the result, so these
-	// two are read once, in one batch.
-	for _, status := range []Status{StatusImporting, StatusUploading} {
-		imgs, err := s.images.ImagesInStatus(ctx, status, 100000)
+	for _, status := range []Status{StatusSaving, StatusImporting, StatusUploading} {
+		// Images whose transfer runs keep their status and would come
+		// back in every batch: each status is read once, in one.
+		imgs, err := s.images.ImagesInStatus(ctx, status, recoverBatch)
 		if err != nil {
 			return n, err
 		}
 		for _, img := range imgs {
-			staged, err := s.blobs.Open(ctx, stagingKey(img.ID))
-			if err == nil {
-				staged.Close()
-			} else if ErrorCode(err) != ENOTFOUND {
-				return n, fmt.Errorf("look for staged data of image %s: %w", img.ID, err)
+			repaired, err := s.recoverTransfer(ctx, img.ID)
+			if err != nil {
+				return n, err
+			} else if repaired {
+				n++
 			}
-			switch {
-			case err == nil && status == StatusImporting:
-				s.logger.Warn("resuming interrupted import", "image", img.ID)
-				id := img.ID
-				s.startImport(id, func(ctx context.Context) (io.ReadCloser, error) {
-					return s.blobs.Open(ctx, stagingKey(id))
-				})
-			case err == nil && img.Size != nil:
-				continue // staged, waiting for its import call
-			case err == nil:
-				// The data was stored but the stage never recorded it
-				// (its size): Import would refuse the image for ever.
-				s.logger.Warn("staging interrupted before it was recorded; image returned to queued", "image", img.ID)
-				s.unstage(ctx, img.ID, status)
-			default:
-				// A web-download may have stored its data before it could
-				// mark the image active: nothing references that data.
-				if status == StatusImporting {
-					if err := s.blobs.Delete(ctx, img.ID); err != nil && ErrorCode(err) != ENOTFOUND {
-						return n, fmt.Errorf("remove data of interrupted import %s: %w", img.ID, err)
-					}
-				}
-				s.logger.Warn("interrupted transfer returned to queued", "image", img.ID, "status", status)
-				s.unstage(ctx, img.ID, status)
-			}
-			n++
 		}
 	}
 	return n, nil
+}
+
+// recoverBatch is the most images in one status one RecoverUploads
+// repairs; the next run takes on any more.
+const recoverBatch = 100000
+
+// recoverTransfer repairs image id if its transfer stopped midway, and
+// reports whether it did. It holds the image's transfer while it works,
+// and reads the image under that hold: a transfer that ended meanwhile
+// may have left it active.
+func (s *ImageService) recoverTransfer(ctx context.Context, id string) (bool, error) {
+	t, ok, err := s.tryTransfer(ctx, id)
+	if err != nil || !ok {
+		return false, err // a transfer runs: nothing to repair
+	}
+	handedOn := false
+	defer func() {
+		if !handedOn {
+			t.end()
+		}
+	}()
+	img, err := s.images.Image(ctx, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	switch img.Status {
+	case StatusSaving:
+		return true, s.recoverSaving(ctx, id)
+	case StatusImporting, StatusUploading:
+	default:
+		return false, nil
+	}
+	status := img.Status
+	staged, err := s.blobs.Open(ctx, stagingKey(id))
+	if err == nil {
+		staged.Close()
+	} else if ErrorCode(err) != ENOTFOUND {
+		return false, fmt.Errorf("look for staged data of image %s: %w", id, err)
+	}
+	switch {
+	case err == nil && status == StatusImporting:
+		s.logger.Warn("resuming interrupted import", "image", id)
+		handedOn = s.startImport(id, t, func(ctx context.Context) (io.ReadCloser, error) {
+			return s.blobs.Open(ctx, stagingKey(id))
+		})
+	case err == nil && img.Size != nil:
+		return false, nil // staged, waiting for its import call
+	case err == nil:
+		// The data was stored but the stage never recorded it (its
+		// size): Import would refuse the image for ever.
+		s.logger.Warn("staging interrupted before it was recorded; image returned to queued", "image", id)
+		s.unstage(ctx, id, status)
+	default:
+		// A web-download may have stored its data before it could mark
+		// the image active: nothing references that data.
+		if status == StatusImporting {
+			if err := s.blobs.Delete(ctx, id); err != nil && ErrorCode(err) != ENOTFOUND {
+				return false, fmt.Errorf("remove data of interrupted import %s: %w", id, err)
+			}
+		}
+		s.logger.Warn("interrupted transfer returned to queued", "image", id, "status", status)
+		s.unstage(ctx, id, status)
+	}
+	return true, nil
+}
+
+// recoverSaving returns an image left saving to queued, and then removes
+// whatever data it may have committed before it could be marked active;
+// data that a crash keeps from being removed is an orphan of a queued
+// image, which SweepOrphans removes.
+func (s *ImageService) recoverSaving(ctx context.Context, id string) error {
+	_, err := s.images.UpdateImage(ctx, id, func(img *Image) error {
+		if img.Status != StatusSaving {
+			return errNoChange
+		}
+		return img.SetStatus(StatusQueued, s.now())
+	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := s.blobs.Delete(ctx, id); err != nil && ErrorCode(err) != ENOTFOUND {
+		return fmt.Errorf("remove data of interrupted upload %s: %w", id, err)
+	}
+	s.logger.Warn("interrupted upload returned to queued", "image", id)
+	return nil
 }

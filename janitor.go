@@ -11,10 +11,11 @@ import (
 // JanitorLease names the lease under which a Janitor works.
 const JanitorLease = "janitor"
 
-// Janitor does an ImageService's background cleanup, Scrub and then
-// SweepOrphans, every interval and on one replica at a time: it works
-// only while it holds JanitorLease, which it renews each round and
-// releases when it stops. A Janitor is not safe for concurrent use; each
+// Janitor does an ImageService's background cleanup, RecoverUploads
+// when the service has transfer leases (see WithTransferLeases), Scrub
+// and then SweepOrphans, every interval and on one replica at a time:
+// it works only while it holds JanitorLease, which it renews each round
+// and releases when it stops. A Janitor is not safe for concurrent use; each
 // replica runs its own.
 type Janitor struct {
 	svc      *ImageService
@@ -56,9 +57,15 @@ func (j *Janitor) RunOnce(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	var recoverErr error
+	if j.svc.leases != nil {
+		// Transfers that a replica which stopped left behind; only with
+		// transfer leases can the janitor tell them from running ones.
+		_, recoverErr = j.svc.RecoverUploads(ctx)
+	}
 	_, scrubErr := j.svc.Scrub(ctx)
 	_, sweepErr := j.svc.SweepOrphans(ctx, j.grace)
-	return true, errors.Join(scrubErr, sweepErr)
+	return true, errors.Join(recoverErr, scrubErr, sweepErr)
 }
 
 // Run does a round every interval until ctx is done, then releases the

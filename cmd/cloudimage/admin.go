@@ -2,35 +2,31 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/cloudimage/cloudimage"
 	"github.com/spf13/cobra"
 )
 
-// The offline admin commands work on the database under --data-dir
-// directly; the server may be running or not.
+// The offline admin commands work on the database directly, the one of
+// --database or the SQLite file under --data-dir; the server may be
+// running or not.
 
 // identityFunc is the body of an admin command.
 type identityFunc func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error
 
 // withIdentity returns a command body that runs fn on the identity service
-// of the database under dataDir. It opens the database only: the blob
-// store, and any upload a running server has in flight, are left alone.
-func withIdentity(dataDir *string, fn identityFunc) func(*cobra.Command, []string) error {
+// of the database that database names, or of the one under dataDir. It
+// opens the database only: the blob store, and any upload a running
+// server has in flight, are left alone.
+func withIdentity(dataDir, database *string, fn identityFunc) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		// Only serve creates a database: an admin command on a mistyped
-		// --data-dir must not quietly start an empty catalog there.
-		path := filepath.Join(*dataDir, dbFile)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no database at %s: give the server's --data-dir, or start the server once", path)
+		dbb, err := parseDatabase(*database, *dataDir)
+		if err != nil {
+			return err
 		}
-		db, err := openDatabase(cmd.Context(), *dataDir)
+		db, err := dbb.openExisting(cmd.Context())
 		if err != nil {
 			return err
 		}
@@ -41,11 +37,13 @@ func withIdentity(dataDir *string, fn identityFunc) func(*cobra.Command, []strin
 
 func projectCommand(e *env, dataDir *string) *cobra.Command {
 	cmd := group("project", "Manage projects (offline, on the database)")
+	var database string
+	databaseFlag(cmd, e, &database)
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a project and print its tenant ID and appkey",
 		Args:  cobra.ExactArgs(1),
-		RunE: withIdentity(dataDir, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
+		RunE: withIdentity(dataDir, &database, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
 			p, err := identity.CreateProject(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -59,7 +57,7 @@ func projectCommand(e *env, dataDir *string) *cobra.Command {
 		Use:   "list",
 		Short: "List projects with their tenant IDs and appkeys",
 		Args:  cobra.NoArgs,
-		RunE: withIdentity(dataDir, func(cmd *cobra.Command, _ []string, identity *cloudimage.IdentityService) error {
+		RunE: withIdentity(dataDir, &database, func(cmd *cobra.Command, _ []string, identity *cloudimage.IdentityService) error {
 			projects, err := identity.Projects(cmd.Context())
 			if err != nil {
 				return err
@@ -86,12 +84,14 @@ func projectCommand(e *env, dataDir *string) *cobra.Command {
 
 func userCommand(e *env, dataDir *string) *cobra.Command {
 	cmd := group("user", "Manage users (offline, on the database)")
+	var database string
+	databaseFlag(cmd, e, &database)
 	var project, role, password string
 	create := &cobra.Command{
 		Use:   "create --project P --role ROLE [--password PW] NAME",
 		Short: "Create a user with a role in a project; a password is generated unless given",
 		Args:  cobra.ExactArgs(1),
-		RunE: withIdentity(dataDir, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
+		RunE: withIdentity(dataDir, &database, func(cmd *cobra.Command, args []string, identity *cloudimage.IdentityService) error {
 			u, pw, err := identity.CreateUser(cmd.Context(), project, args[0], password, cloudimage.Role(role))
 			if err != nil {
 				return err

@@ -62,7 +62,8 @@ func addLifecycleFlags(cmd *cobra.Command, e *env, envErrs map[string]error, cfg
 		"how long a pending_delete image keeps its data before the scrubber removes it (CLOUDIMAGE_SCRUB_DELAY)")
 	f.DurationVar(&cfg.ScrubInterval, "scrub-interval",
 		duration("CLOUDIMAGE_SCRUB_INTERVAL", "scrub-interval", defaultScrubInterval),
-		"how often the scrubber and the orphan sweep run, on one replica at a time (CLOUDIMAGE_SCRUB_INTERVAL)")
+		"how often the scrubber, the orphan sweep and the repair of transfers that a stopped replica left "+
+			"behind run, on one replica at a time (CLOUDIMAGE_SCRUB_INTERVAL)")
 	f.DurationVar(&cfg.OrphanGrace, "orphan-grace",
 		duration("CLOUDIMAGE_ORPHAN_GRACE", "orphan-grace", defaultOrphanGrace),
 		"how old data that no image references must be before the sweep removes it; 0 for no grace "+

@@ -83,13 +83,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	dataDir := root.PersistentFlags().String("data-dir", e.or("CLOUDIMAGE_DATA_DIR", "./cloudimage-data"),
-		"directory of the database and image data (CLOUDIMAGE_DATA_DIR)")
+		"directory of the database and image data, unless --database and --blob put them elsewhere "+
+			"(CLOUDIMAGE_DATA_DIR)")
 	root.AddCommand(
 		serveCommand(e, dataDir),
 		projectCommand(e, dataDir),
 		userCommand(e, dataDir),
 		imageCommand(e),
 		tokenCommand(e),
+		migrateCommand(e),
 	)
 	return root.ExecuteContext(ctx)
 }

@@ -7,14 +7,12 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cloudimage/cloudimage"
-	"github.com/cloudimage/cloudimage/fsblob"
 	"github.com/cloudimage/cloudimage/httpapi"
 	"github.com/cloudimage/cloudimage/sqlite"
 	"github.com/spf13/cobra"
@@ -31,7 +29,11 @@ type serveConfig struct {
 	LogFormat string
 
 	ShutdownTimeout time.Duration
-	DBBusyTimeout   time.Duration // how long a write waits for a locked database, then 503
+	DBBusyTimeout   time.Duration // how long a write waits for a locked SQLite database, then 503
+
+	Database    string // see parseDatabase; empty: the SQLite file in DataDir
+	Blob        string // see parseBlob; empty: the directory images in DataDir
+	ReplicaName string // names this replica among those sharing the database
 
 	Profile      string
 	DefaultLimit int // 0: the profile's
@@ -133,8 +135,14 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second,
 		"how long a shutdown waits for requests in flight before cutting them")
 	f.DurationVar(&cfg.DBBusyTimeout, "db-busy-timeout", busyTimeout,
-		"how long a database write waits, retrying, for a lock another process holds before it "+
-			"fails with 503 (CLOUDIMAGE_DB_BUSY_TIMEOUT)")
+		"how long a database write waits for a lock another process holds before it fails with 503 "+
+			"(SQLite's busy timeout, PostgreSQL's lock_timeout unless the DSN sets one) (CLOUDIMAGE_DB_BUSY_TIMEOUT)")
+	databaseFlag(cmd, e, &cfg.Database)
+	blobFlag(cmd, e, &cfg.Blob)
+	f.StringVar(&cfg.ReplicaName, "replica-name", e.or("CLOUDIMAGE_REPLICA_NAME", ""),
+		"names this replica among those sharing a database, in the leases it holds on uploads and imports: "+
+			"unique to each replica running at once, kept across its restarts; default <host name>/<--listen> "+
+			"(CLOUDIMAGE_REPLICA_NAME)")
 	f.StringVar(&cfg.LogLevel, "log-level", e.or("CLOUDIMAGE_LOG_LEVEL", "info"),
 		"debug, info, warn or error (CLOUDIMAGE_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", e.or("CLOUDIMAGE_LOG_FORMAT", "text"),
@@ -230,33 +238,33 @@ func newLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
 // dbFile is the name of the metadata database in the data directory.
 const dbFile = "cloudimage.db"
 
-// openDatabase opens the metadata database under dataDir.
-func openDatabase(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	return openDatabaseWith(ctx, dataDir, sqlite.Options{})
-}
-
-// openDatabaseWith is openDatabase with opts.
-func openDatabaseWith(ctx context.Context, dataDir string, opts sqlite.Options) (*sqlite.DB, error) {
-	// The database holds password and token hashes: for the owner only.
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	return sqlite.OpenWith(ctx, filepath.Join(dataDir, dbFile), opts)
-}
-
-// openStores opens the metadata database, with opts, and the blob store
-// under dataDir.
-func openStores(ctx context.Context, dataDir string, opts sqlite.Options) (*sqlite.DB, *fsblob.Store, error) {
-	db, err := openDatabaseWith(ctx, dataDir, opts)
+// openStores opens the metadata database, an SQLite one with busy as
+// its busy timeout, and the blob store.
+func openStores(ctx context.Context, dbb databaseBackend, bb blobBackend, busy time.Duration) (metadata, blobs, error) {
+	db, err := dbb.open(ctx, busy)
 	if err != nil {
 		return nil, nil, err
 	}
-	blobs, err := fsblob.Open(filepath.Join(dataDir, "images"))
+	store, err := bb.open(ctx)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
-	return db, blobs, nil
+	return db, store, nil
+}
+
+// replicaName returns the name configured, or one made of the host's
+// name and the listen address: two replicas on one host cannot listen on
+// one address, unless on port 0, and a restart listens where it did.
+func replicaName(cfg serveConfig) string {
+	if cfg.ReplicaName != "" {
+		return cfg.ReplicaName
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return host + "/" + cfg.Listen
 }
 
 func serve(ctx context.Context, e *env, cfg serveConfig) error {
@@ -295,11 +303,20 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if err := setPageSizes(&profile, cfg.DefaultLimit, cfg.MaxLimit); err != nil {
 		return err
 	}
-	db, blobs, err := openStores(ctx, cfg.DataDir, sqlite.Options{BusyTimeout: cfg.DBBusyTimeout})
+	dbb, err := parseDatabase(cfg.Database, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	bb, err := parseBlob(cfg.Blob, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	db, blobs, err := openStores(ctx, dbb, bb, cfg.DBBusyTimeout)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	replica := replicaName(cfg)
 
 	identity := cloudimage.NewIdentityService(db, cfg.TokenTTL,
 		cloudimage.WithAuthFailureLimit(cfg.AuthFailureBurst, cfg.AuthFailureInterval))
@@ -315,7 +332,8 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	images := cloudimage.NewImageService(db, blobs, logger.With("component", "images"),
 		cloudimage.WithProfile(profile), cloudimage.WithImportHosts(cfg.ImportHosts...),
 		cloudimage.WithMaxImageSize(cfg.MaxImageSize), cloudimage.WithQuotas(cfg.Quotas),
-		cloudimage.WithRequireFormatMatch(cfg.RequireFormatMatch), cfg.Lifecycle.deleteOption())
+		cloudimage.WithRequireFormatMatch(cfg.RequireFormatMatch), cfg.Lifecycle.deleteOption(),
+		cloudimage.WithTransferLeases(db, replica, 0))
 	// Imports in the background stop before the database closes.
 	defer images.Close()
 	if _, err := images.RecoverUploads(ctx); err != nil {
@@ -337,7 +355,8 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		return err
 	}
 	cfg.PublicURL = srv.PublicURL()
-	logger.Info("config", "data_dir", cfg.DataDir, "listen", cfg.Listen, "public_url", cfg.PublicURL,
+	logger.Info("config", "data_dir", cfg.DataDir, "database", dbb.String(), "blob", bb.String(),
+		"replica_name", replica, "listen", cfg.Listen, "public_url", cfg.PublicURL,
 		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
 		"db_busy_timeout", cfg.DBBusyTimeout,
 		"log_level", cfg.LogLevel,
