@@ -223,6 +223,9 @@ func (s *ImageService) startImport(id string, t *transfer,
 		bound, unbind := t.bind(ctx)
 		err := s.importData(bound, t, source)
 		unbind()
+		// Read before cancel below, which would make it true: was the
+		// import stopped (by a delete) rather than failed?
+		stopped := ctx.Err() != nil
 		s.mu.Lock()
 		delete(s.running, id)
 		s.mu.Unlock()
@@ -237,7 +240,7 @@ func (s *ImageService) startImport(id string, t *transfer,
 			// Stopped by Close: the image stays importing with its staged
 			// data, and RecoverUploads resumes it at the next start.
 			s.logger.Warn("import interrupted by shutdown", "image", id)
-		case ctx.Err() != nil:
+		case stopped:
 			s.logger.Info("import stopped: the image was deleted", "image", id)
 			s.unstage(s.bg, id, StatusImporting)
 		case errors.As(err, &se):

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -554,7 +555,10 @@ func TestWebDownloadFails(t *testing.T) {
 	})
 	hosts := []string{toForbidden.host(t), toAllowed.host(t), allowedTarget.host(t), missing.host(t),
 		broken.host(t), short.host(t)}
-	f := newFixture(t, nil, cloudimage.WithImportHosts(hosts...))
+	f := newFixture(t, nil)
+	log := newLogRecorder(t)
+	f.svc = cloudimage.NewImageService(f.db, f.blobs, slog.New(log), cloudimage.WithImportHosts(hosts...))
+	t.Cleanup(f.svc.Close)
 
 	tests := []struct {
 		name string
@@ -585,6 +589,13 @@ func TestWebDownloadFails(t *testing.T) {
 				t.Errorf("failed import left size %s checksum %q", fmtPtr(after.Size), after.Checksum)
 			}
 			f.noBlob(t, img.ID)
+			// The operator learns why, and that it was not a delete.
+			if got := log.values(t, "import failed; image returned to queued", slog.LevelWarn, "image"); !slices.Contains(got, img.ID) {
+				t.Errorf("no warning that the import of %s failed; warned of %v", img.ID, got)
+			}
+			if got := log.values(t, "import stopped: the image was deleted", slog.LevelInfo, "image"); slices.Contains(got, img.ID) {
+				t.Errorf("a failed import of %s was logged as stopped by a delete", img.ID)
+			}
 		})
 	}
 	f.svc.Close()
