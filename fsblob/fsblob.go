@@ -33,10 +33,11 @@ type Store struct {
 const stagingDir = ".staging"
 
 // Open returns a store rooted at dir, creating it if needed, and removes
-// whatever an earlier process left half-written in its staging directory.
+// whatever an earlier process left half-written in its staging directory:
+// the staging files no live process holds a lock on (see clearStaging).
 func Open(dir string) (*Store, error) {
 	s := &Store{root: dir, staging: filepath.Join(dir, stagingDir)}
-	if err := os.RemoveAll(s.staging); err != nil {
+	if err := clearStaging(s.staging); err != nil {
 		return nil, fmt.Errorf("clear staging directory: %w", err)
 	}
 	if err := os.MkdirAll(s.staging, 0o750); err != nil {
@@ -64,6 +65,13 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (n int64, err 
 	f, err := os.CreateTemp(s.staging, key+".*")
 	if err != nil {
 		return 0, fmt.Errorf("create staging file: %w", err)
+	}
+	// Held until the file is closed, or its process dies: another store
+	// opened on this directory leaves a locked staging file alone.
+	if err := lockFile(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return 0, fmt.Errorf("lock staging file: %w", err)
 	}
 	defer func() {
 		if err != nil {
