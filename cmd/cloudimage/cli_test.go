@@ -322,6 +322,19 @@ func TestCLIEdges(t *testing.T) {
 		t.Errorf("upload printed %v, want os_type linux, note a=b and disk_format raw", got)
 	}
 
+	// An upload the server refuses takes its new image away with it.
+	if _, err := cli(t, env, "image", "upload", "--os-type", "linux", "--disk-format", "qcow2", f); err == nil ||
+		!strings.Contains(err.Error(), "qcow2") {
+		t.Errorf("upload of raw data as qcow2: %v, want the format refusal", err)
+	}
+	var listed []map[string]any
+	if err := json.Unmarshal([]byte(cliOK(t, env, "image", "list", "--json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 {
+		t.Errorf("after a refused upload the project lists %d images, want the 1 uploaded before: %v", len(listed), listed)
+	}
+
 	for _, args := range [][]string{{"image", "bogus"}, {"project", "bogus"}, {"bogus"}} {
 		if _, err := cli(t, env, args...); err == nil {
 			t.Errorf("%v: no error for an unknown command", args)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cloudimage/cloudimage"
 	"github.com/cloudimage/cloudimage/client"
@@ -102,6 +103,13 @@ func imageUploadCommand(e *env) *cobra.Command {
 				body = &r
 			}
 			if err := c.UploadImage(cmd.Context(), img.ID, body, st.Size()); err != nil {
+				// The command made the image for this data: an image left
+				// queued would only be clutter, counted by quotas.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 30*time.Second)
+				defer cancel()
+				if derr := c.DeleteImage(ctx, img.ID); derr != nil {
+					return fmt.Errorf("%w (image %s was left queued: %v)", err, img.ID, derr)
+				}
 				return err
 			}
 			if img, err = c.GetImage(cmd.Context(), img.ID); err != nil {
