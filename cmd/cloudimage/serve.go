@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -361,7 +362,7 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		"db_busy_timeout", cfg.DBBusyTimeout,
 		"log_level", cfg.LogLevel,
 		"profile", profile.Name, "default_page_size", profile.DefaultLimit, "max_page_size", profile.MaxLimit,
-		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","), "max_image_size", cfg.MaxImageSize,
+		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","), "max_image_size", cmp.Or(cfg.MaxImageSize, cloudimage.DefaultMaxImageSize),
 		"quota_images", cfg.Quotas.Images, "quota_bytes", cfg.Quotas.Bytes,
 		"require_format_match", cfg.RequireFormatMatch,
 		cfg.Lifecycle.logAttrs(),
