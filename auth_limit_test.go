@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudimage/cloudimage"
 	"github.com/cloudimage/cloudimage/sqlite"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // fakeClock is a clock that moves only when told to.
@@ -34,8 +35,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// countingStore counts the user lookups, which every password check
-// begins with.
+// countingStore counts the user lookups: every attempt makes one, before
+// its budget is checked, to key the budget by the user's ID.
 type countingStore struct {
 	*sqlite.DB
 	lookups atomic.Int64
@@ -56,8 +57,9 @@ func (s *countingStore) UserByID(ctx context.Context, id string) (*cloudimage.Us
 // newIdentity and a second member of alpha, "bea".
 type limited struct {
 	*identity
-	clock *fakeClock
-	store *countingStore
+	clock  *fakeClock
+	store  *countingStore
+	checks atomic.Int64 // of passwords
 }
 
 func newLimited(t *testing.T, burst int) *limited {
@@ -69,7 +71,11 @@ func newLimited(t *testing.T, burst int) *limited {
 	}
 	l := &limited{identity: id, clock: newFakeClock(), store: &countingStore{DB: id.db}}
 	l.svc = cloudimage.NewIdentityService(l.store, 0,
-		cloudimage.WithAuthFailureLimit(burst, time.Minute), cloudimage.WithIdentityClock(l.clock.Now))
+		cloudimage.WithAuthFailureLimit(burst, time.Minute), cloudimage.WithIdentityClock(l.clock.Now),
+		cloudimage.WithPasswordCheck(func(hash, pw []byte) error {
+			l.checks.Add(1)
+			return bcrypt.CompareHashAndPassword(hash, pw)
+		}))
 	return l
 }
 
@@ -110,13 +116,16 @@ func TestAuthFailureLimit(t *testing.T) {
 	for i := range 3 {
 		l.expect(t, "failure "+string(rune('1'+i)), "andy", "10.0.0.1", false, unauth)
 	}
-	before := l.store.lookups.Load()
+	before, lookups := l.checks.Load(), l.store.lookups.Load()
 	l.expect(t, "the right password after 3 failures", "andy", "10.0.0.1", true, tooMany)
 	l.expect(t, "the user from another address", "andy", "10.0.0.2", true, tooMany)
 	l.expect(t, "another user from the address", "bea", "10.0.0.1", true, tooMany)
 	l.expect(t, "a wrong password, refused", "andy", "10.0.0.9", false, tooMany)
-	if n := l.store.lookups.Load() - before; n != 0 {
-		t.Errorf("refused attempts looked up users %d times: the password was checked", n)
+	if n := l.checks.Load() - before; n != 0 {
+		t.Errorf("refused attempts checked %d passwords", n)
+	}
+	if n := l.store.lookups.Load() - lookups; n != 4 {
+		t.Errorf("4 refused attempts looked up users %d times, want once each", n)
 	}
 	l.expect(t, "another user from another address", "bea", "10.0.0.3", true, "")
 

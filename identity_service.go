@@ -41,6 +41,12 @@ type IdentityService struct {
 	ttl      time.Duration
 	now      func() time.Time
 	failures *authLimiter // nil: no limit
+
+	authBurst    int
+	authInterval time.Duration
+	authStore    AuthFailureStore
+
+	comparePassword func(hash, password []byte) error // bcrypt's; tests count the checks
 }
 
 // IdentityOption configures an IdentityService.
@@ -51,8 +57,18 @@ type IdentityOption func(*IdentityService)
 // refused with ETOOMANY before any password is checked, until the budget
 // refills at one attempt every interval. Successful attempts take nothing
 // from the budget. A zero burst or interval means no limit, the default.
+// A user named by ID and by name has one budget. The budgets are kept by
+// the identity store when it is an AuthFailureStore too, as the SQL
+// stores are, so that every replica on one database shares them (see
+// WithAuthFailureStore); otherwise in the memory of this process.
 func WithAuthFailureLimit(burst int, interval time.Duration) IdentityOption {
-	return func(s *IdentityService) { s.failures = newAuthLimiter(burst, interval) }
+	return func(s *IdentityService) { s.authBurst, s.authInterval = burst, interval }
+}
+
+// WithAuthFailureStore makes the failure limit of WithAuthFailureLimit
+// keep its budgets in store rather than in the identity store.
+func WithAuthFailureStore(store AuthFailureStore) IdentityOption {
+	return func(s *IdentityService) { s.authStore = store }
 }
 
 // WithIdentityClock makes the service read the time from now: token
@@ -67,10 +83,14 @@ func NewIdentityService(store IdentityStore, ttl time.Duration, opts ...Identity
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	s := &IdentityService{store: store, ttl: ttl, now: time.Now}
+	s := &IdentityService{store: store, ttl: ttl, now: time.Now, comparePassword: bcrypt.CompareHashAndPassword}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.authStore == nil {
+		s.authStore, _ = store.(AuthFailureStore)
+	}
+	s.failures = newAuthLimiter(s.authBurst, s.authInterval, s.authStore)
 	return s
 }
 
@@ -110,17 +130,31 @@ func (s *IdentityService) Issue(ctx context.Context, cr Credentials) (*IssuedTok
 	if (cr.Username == "" && cr.UserID == "") || cr.Password == "" {
 		return nil, Errorf(EINVALID, "username and password are required")
 	}
-	keys := authKeys(cr)
-	if err := s.failures.begin(s.now(), keys); err != nil {
+	// The user is looked up first, so that its budget is the same
+	// whether cr names it by name or by ID; an unknown one is nil.
+	var user *User
+	var err error
+	if cr.UserID != "" {
+		user, err = s.store.UserByID(ctx, cr.UserID)
+	} else {
+		user, err = s.store.UserByName(ctx, cr.Username)
+	}
+	if ErrorCode(err) == ENOTFOUND {
+		user = nil
+	} else if err != nil {
 		return nil, err
 	}
-	t, err := s.issue(ctx, cr)
-	s.failures.end(s.now(), keys, ErrorCode(err) == EUNAUTHORIZED)
+	keys := authKeys(cr, user)
+	if err := s.failures.begin(ctx, s.now(), keys); err != nil {
+		return nil, err
+	}
+	t, err := s.issue(ctx, cr, user)
+	s.failures.end(ctx, s.now(), keys, ErrorCode(err) == EUNAUTHORIZED)
 	return t, err
 }
 
-// issue is Issue once the attempt is admitted.
-func (s *IdentityService) issue(ctx context.Context, cr Credentials) (*IssuedToken, error) {
+// issue is Issue once the attempt by user (nil: unknown) is admitted.
+func (s *IdentityService) issue(ctx context.Context, cr Credentials, user *User) (*IssuedToken, error) {
 	named := cr.ProjectID != "" || cr.ProjectName != "" || cr.AppKey != ""
 	if !named && !cr.SoleProject {
 		return nil, Errorf(EINVALID, "a project is required")
@@ -132,7 +166,7 @@ func (s *IdentityService) issue(ctx context.Context, cr Credentials) (*IssuedTok
 			return nil, err
 		}
 	}
-	user, err := s.authenticate(ctx, cr)
+	user, err = s.authenticate(cr, user)
 	if err != nil {
 		return nil, err
 	}
@@ -171,24 +205,15 @@ func (s *IdentityService) newToken(ctx context.Context, user *User, project *Pro
 	return &IssuedToken{ID: secret, Token: t}, nil
 }
 
-// authenticate returns the user cr names if cr's password is the user's.
-// An unknown user costs a password check too, so that it takes as long to
-// refuse as a wrong password.
-func (s *IdentityService) authenticate(ctx context.Context, cr Credentials) (*User, error) {
-	var user *User
-	var err error
-	if cr.UserID != "" {
-		user, err = s.store.UserByID(ctx, cr.UserID)
-	} else {
-		user, err = s.store.UserByName(ctx, cr.Username)
-	}
-	if ErrorCode(err) == ENOTFOUND {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(cr.Password))
+// authenticate returns user, the one cr names, if cr's password is the
+// user's. An unknown user (nil) costs a password check too, so that it
+// takes as long to refuse as a wrong password.
+func (s *IdentityService) authenticate(cr Credentials, user *User) (*User, error) {
+	if user == nil {
+		_ = s.comparePassword(dummyHash, []byte(cr.Password))
 		return nil, errBadCredentials
-	} else if err != nil {
-		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(cr.Password)) != nil {
+	if s.comparePassword([]byte(user.PasswordHash), []byte(cr.Password)) != nil {
 		return nil, errBadCredentials
 	}
 	return user, nil

@@ -164,7 +164,11 @@ func TestSecretsNotLogged(t *testing.T) {
 		use(t, tokens[0])
 		e.call(t, "POST", "/identity/v2.0/tokens", "", keystoneBody("tenantId", e.b.ID, other, testPassword),
 			jsonType...)
-		e.nhn(t, "POST", tokensPath(e.b), "", authBody(other, wrong("fault")))
+		// The user is looked up before the failure budget is checked, so
+		// this reaches the faulty store even with the address's spent: a
+		// panic answers a plain 500, not an envelope.
+		e.call(t, "POST", tokensPath(e.b), "", authBody(other, wrong("fault")),
+			"Content-Type", "application/json;charset=UTF-8")
 		faulty.mode.Store(noFault)
 	}
 

@@ -142,6 +142,10 @@ func TestConformance(t *testing.T) {
 	storetest.TestMetadataStore(t, func(t *testing.T) storetest.MetadataStore { return open(t) })
 }
 
+func TestAuthFailureConformance(t *testing.T) {
+	storetest.TestAuthFailureStore(t, func(t *testing.T) cloudimage.AuthFailureStore { return open(t) })
+}
+
 func TestLeaseConformance(t *testing.T) {
 	storetest.TestLeaseStore(t, func(t *testing.T) cloudimage.LeaseStore { return open(t) })
 }

@@ -28,6 +28,10 @@ func TestConformance(t *testing.T) {
 	storetest.TestMetadataStore(t, func(t *testing.T) storetest.MetadataStore { return open(t) })
 }
 
+func TestAuthFailureConformance(t *testing.T) {
+	storetest.TestAuthFailureStore(t, func(t *testing.T) cloudimage.AuthFailureStore { return open(t) })
+}
+
 // TestReopen checks that migrations are applied once and data persists.
 func TestReopen(t *testing.T) {
 	ctx := context.Background()

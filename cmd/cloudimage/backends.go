@@ -25,6 +25,7 @@ type metadata interface {
 	cloudimage.ImageStore
 	cloudimage.IdentityStore
 	cloudimage.LeaseStore
+	cloudimage.AuthFailureStore // so that replicas share failure budgets
 	Ping(ctx context.Context) error
 	Close() error
 }
