@@ -24,6 +24,10 @@ type serveConfig struct {
 	DataDir   string
 	Listen    string
 	PublicURL string
+
+	// DebugListen is where pprof is served, apart from the API; empty: nowhere.
+	DebugListen string
+
 	TokenTTL  time.Duration
 	Region    string
 	LogLevel  string
@@ -127,6 +131,9 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", e.or("CLOUDIMAGE_LISTEN", "127.0.0.1:9292"),
 		"address to listen on (CLOUDIMAGE_LISTEN)")
+	f.StringVar(&cfg.DebugListen, "debug-listen", e.or("CLOUDIMAGE_DEBUG_LISTEN", ""),
+		"address (host:port, the host required) to serve net/http/pprof on, apart from the API; "+
+			"it exposes the process's internals, so keep it on loopback; empty for none (CLOUDIMAGE_DEBUG_LISTEN)")
 	f.StringVar(&cfg.PublicURL, "public-url", e.or("CLOUDIMAGE_PUBLIC_URL", ""),
 		"root URL clients reach the server at; default http://<listen address>, https:// with TLS "+
 			"(CLOUDIMAGE_PUBLIC_URL)")
@@ -297,6 +304,11 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if err := cfg.Lifecycle.check(); err != nil {
 		return err
 	}
+	if cfg.DebugListen != "" {
+		if _, err := checkDebugAddr(cfg.DebugListen); err != nil {
+			return err
+		}
+	}
 	profile, err := cloudimage.ProfileByName(cfg.Profile)
 	if err != nil {
 		return err
@@ -356,8 +368,15 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		return err
 	}
 	cfg.PublicURL = srv.PublicURL()
+	var debug *debugServer
+	if cfg.DebugListen != "" {
+		if debug, err = startDebug(cfg.DebugListen, logger.With("component", "debug")); err != nil {
+			srv.Close(ctx)
+			return err
+		}
+	}
 	logger.Info("config", "data_dir", cfg.DataDir, "database", dbb.String(), "blob", bb.String(),
-		"replica_name", replica, "listen", cfg.Listen, "public_url", cfg.PublicURL,
+		"replica_name", replica, "listen", cfg.Listen, "debug_listen", cfg.DebugListen, "public_url", cfg.PublicURL,
 		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
 		"db_busy_timeout", cfg.DBBusyTimeout,
 		"log_level", cfg.LogLevel,
@@ -378,6 +397,11 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	logger.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if debug != nil {
+		if err := debug.Close(shutdown); err != nil {
+			logger.Warn("close the debug listener", "err", err)
+		}
+	}
 	return srv.Close(shutdown)
 }
 
