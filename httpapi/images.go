@@ -326,6 +326,58 @@ func (w *downloadWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// sendChunk is how much of a download goes out under one write deadline
+// when it is sent with sendfile: a client must take at least this much
+// every transferIdleTimeout.
+const sendChunk = 256 << 10
+
+// ReadFrom keeps net/http's sendfile path (through recorder.ReadFrom to
+// the connection) for the body http.ServeContent copies, which is the
+// image's file under an io.LimitedReader. The file goes out sendChunk
+// bytes at a time, each under a fresh write deadline, as Write's would.
+func (w *downloadWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return io.Copy(io.Discard, src)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writeOnly{w}, src)
+	}
+	// Unwrap ServeContent's limit, so that each chunk is one
+	// io.LimitedReader around the file, which is what sendfile takes.
+	r, remain := src, int64(-1)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		r, remain = lr.R, lr.N
+		defer func() { lr.N = remain }()
+	}
+	var total int64
+	for remain != 0 {
+		n := int64(sendChunk)
+		if remain > 0 && remain < n {
+			n = remain
+		}
+		_ = w.rc.SetWriteDeadline(time.Now().Add(transferIdleTimeout))
+		m, err := rf.ReadFrom(&io.LimitedReader{R: r, N: n})
+		total += m
+		if remain > 0 {
+			remain -= m
+		}
+		if err != nil {
+			return total, err
+		}
+		if m < n { // the end of the source
+			break
+		}
+	}
+	return total, nil
+}
+
+// writeOnly hides a writer's ReadFrom, so that io.Copy calls its Write.
+type writeOnly struct{ io.Writer }
+
 // Unwrap lets http.ResponseController reach the connection.
 func (w *downloadWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
