@@ -102,14 +102,7 @@ func openSeedStore(ctx context.Context, cfg seedConfig) (seedStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqliteSeed{db}, nil
-}
-
-// sqliteSeed inserts through SQLite's prepared-statement bulk path.
-type sqliteSeed struct{ *sqlite.DB }
-
-func (s sqliteSeed) InsertImages(ctx context.Context, imgs []*cloudimage.Image) error {
-	return s.BulkInsertImages(ctx, imgs)
+	return db, nil
 }
 
 // seed inserts cfg.N images owned by a new project and user, and writes

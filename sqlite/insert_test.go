@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-func TestBulkInsertImages(t *testing.T) {
+func TestInsertImages(t *testing.T) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -30,7 +30,7 @@ func TestBulkInsertImages(t *testing.T) {
 			CreatedAt: now, UpdatedAt: now,
 		})
 	}
-	if err := db.BulkInsertImages(ctx, imgs); err != nil {
+	if err := db.InsertImages(ctx, imgs); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Image(ctx, imgs[1].ID)
@@ -40,7 +40,7 @@ func TestBulkInsertImages(t *testing.T) {
 	if len(got.Tags) != 2 || got.Name != "n" {
 		t.Errorf("got name %q, tags %v; want n, [x y]", got.Name, got.Tags)
 	}
-	if err := db.BulkInsertImages(ctx, imgs[:1]); cloudimage.ErrorCode(err) != cloudimage.ECONFLICT {
+	if err := db.InsertImages(ctx, imgs[:1]); cloudimage.ErrorCode(err) != cloudimage.ECONFLICT {
 		t.Errorf("insert again: got %v, want ECONFLICT", err)
 	}
 }
