@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cloudimage/cloudimage"
+	"github.com/cloudimage/cloudimage/internal/sqlorder"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -49,76 +50,6 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 // selective owner = $1 is differs from one project to the next), and so
 // that the many shapes a list takes do not fill the statement cache.
 const listExecMode = pgx.QueryExecModeExec
-
-// sortExpr returns the SQL expression that key sorts by, its columns
-// prefixed with prefix ("i." inside a branch). Keys come only from this
-// fixed list.
-func sortExpr(key cloudimage.SortKey, prefix string) string {
-	switch key {
-	case cloudimage.SortSize:
-		return "COALESCE(" + prefix + "size, -1)"
-	case cloudimage.SortName, cloudimage.SortStatus, cloudimage.SortContainerFormat,
-		cloudimage.SortDiskFormat, cloudimage.SortID, cloudimage.SortCreatedAt, cloudimage.SortUpdatedAt:
-		return prefix + string(key)
-	}
-	panic("postgres: unknown sort key " + string(key))
-}
-
-// sortValue returns img's value of key as stored and as sortExpr sorts it.
-func sortValue(img *cloudimage.Image, key cloudimage.SortKey) any {
-	switch key {
-	case cloudimage.SortName:
-		return img.Name
-	case cloudimage.SortStatus:
-		return string(img.Status)
-	case cloudimage.SortContainerFormat:
-		return img.ContainerFormat
-	case cloudimage.SortDiskFormat:
-		return img.DiskFormat
-	case cloudimage.SortSize:
-		if img.Size == nil {
-			return int64(-1)
-		}
-		return *img.Size
-	case cloudimage.SortID:
-		return img.ID
-	case cloudimage.SortCreatedAt:
-		return micros(img.CreatedAt)
-	case cloudimage.SortUpdatedAt:
-		return micros(img.UpdatedAt)
-	}
-	panic("postgres: unknown sort key " + string(key))
-}
-
-// listSort checks sorts and makes the order total: empty means the
-// default order, a repeated key adds nothing, and an order without id
-// ends with it, in the direction of the last key.
-func listSort(sorts []cloudimage.Sort) ([]cloudimage.Sort, error) {
-	if len(sorts) == 0 {
-		return cloudimage.DefaultSort, nil
-	}
-	out := make([]cloudimage.Sort, 0, len(sorts)+1)
-	for _, s := range sorts {
-		if !s.Key.Valid() {
-			return nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid sort key: %s", s.Key)
-		}
-		if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == s.Key }) {
-			out = append(out, s)
-		}
-	}
-	if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == cloudimage.SortID }) {
-		out = append(out, cloudimage.Sort{Key: cloudimage.SortID, Desc: out[len(out)-1].Desc})
-	}
-	return out, nil
-}
-
-// direction returns the SQL of a sort direction.
-func direction(desc bool) string {
-	if desc {
-		return " DESC"
-	}
-	return " ASC"
-}
 
 // sqlArgs collects the arguments of a statement; arg returns the numbered
 // parameter that binds v, so that text may name one argument many times.
@@ -233,39 +164,6 @@ func filterConds(a *sqlArgs, f cloudimage.ImageFilter) (conds []string, ok bool,
 	return conds, true, nil
 }
 
-// afterCond returns the condition of the rows strictly after marker in
-// the order sorts. One direction throughout is a row-value comparison,
-// which an index in that order answers with a range; mixed directions
-// expand lexicographically, each level bounding its key first:
-// k1 >= v1 AND (k1 > v1 OR (k2 <= v2 AND (k2 < v2 OR ...))).
-func afterCond(a *sqlArgs, sorts []cloudimage.Sort, marker *cloudimage.Image) string {
-	vals := make([]string, len(sorts))
-	exprs := make([]string, len(sorts))
-	mixed := false
-	for i, s := range sorts {
-		vals[i] = a.arg(sortValue(marker, s.Key))
-		exprs[i] = sortExpr(s.Key, "i.")
-		mixed = mixed || s.Desc != sorts[0].Desc
-	}
-	op := func(desc bool) string {
-		if desc {
-			return "<"
-		}
-		return ">"
-	}
-	if !mixed {
-		return "(" + strings.Join(exprs, ", ") + ") " + op(sorts[0].Desc) + " (" + strings.Join(vals, ", ") + ")"
-	}
-	last := len(sorts) - 1
-	cond := exprs[last] + " " + op(sorts[last].Desc) + " " + vals[last]
-	for i := last - 1; i >= 0; i-- {
-		o := op(sorts[i].Desc)
-		cond = exprs[i] + " " + o + "= " + vals[i] +
-			" AND (" + exprs[i] + " " + o + " " + vals[i] + " OR (" + cond + "))"
-	}
-	return "(" + cond + ")"
-}
-
 // listBranch is one part of a list's view.
 type listBranch struct {
 	from string   // "images i", or a join that yields i
@@ -285,7 +183,7 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	} else if ms != cloudimage.MemberAny && !ms.Valid() {
 		return "", nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid status value: %s", ms)
 	}
-	sorts, err := listSort(q.Sort)
+	sorts, err := sqlorder.Total(q.Sort)
 	if err != nil {
 		return "", nil, err
 	}
@@ -377,15 +275,11 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	}
 	common = append(common, filters...)
 	if q.After != nil {
-		common = append(common, afterCond(&a, sorts, q.After))
-	}
-	order := make([]string, len(sorts))
-	for i, s := range sorts {
-		order[i] = sortExpr(s.Key, "i.") + direction(s.Desc)
+		common = append(common, sqlorder.After(a.arg, sorts, q.After))
 	}
 	where := func(b listBranch) string {
 		return ` FROM ` + b.from + ` WHERE ` + strings.Join(slices.Concat(b.cond, common), " AND ") +
-			` ORDER BY ` + strings.Join(order, ", ") + ` LIMIT ` + limit
+			` ORDER BY ` + sqlorder.OrderBy(sorts, "i.") + ` LIMIT ` + limit
 	}
 	cols := qualifiedImageColumns
 	if q.Tags {
@@ -401,8 +295,8 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	keyOrder := make([]string, len(sorts))
 	for i, s := range sorts {
 		k := "k" + strconv.Itoa(i)
-		keys[i] = sortExpr(s.Key, "i.") + " AS " + k
-		keyOrder[i] = "p." + k + direction(s.Desc)
+		keys[i] = sqlorder.Expr(s.Key, "i.") + " AS " + k
+		keyOrder[i] = "p." + k + sqlorder.Direction(s.Desc)
 	}
 	parts := make([]string, len(branches))
 	for i, b := range branches {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudimage/cloudimage"
+	"github.com/cloudimage/cloudimage/internal/sqlorder"
 )
 
 // Ensure DB implements the store interfaces.
@@ -307,81 +308,6 @@ var qualifiedImageColumns = func() string {
 	return strings.Join(cols, ", ")
 }()
 
-// sortExpr returns the SQL expression that key sorts by, its columns
-// prefixed with prefix ("i." inside a branch, "" outside). Keys come only
-// from this fixed list.
-func sortExpr(key cloudimage.SortKey, prefix string) string {
-	switch key {
-	case cloudimage.SortSize:
-		return "COALESCE(" + prefix + "size, -1)"
-	case cloudimage.SortName, cloudimage.SortStatus, cloudimage.SortContainerFormat,
-		cloudimage.SortDiskFormat, cloudimage.SortID, cloudimage.SortCreatedAt, cloudimage.SortUpdatedAt:
-		return prefix + string(key)
-	}
-	panic("sqlite: unknown sort key " + string(key))
-}
-
-// sortValue returns img's value of key as stored and as sortExpr sorts it.
-func sortValue(img *cloudimage.Image, key cloudimage.SortKey) any {
-	switch key {
-	case cloudimage.SortName:
-		return img.Name
-	case cloudimage.SortStatus:
-		return string(img.Status)
-	case cloudimage.SortContainerFormat:
-		return img.ContainerFormat
-	case cloudimage.SortDiskFormat:
-		return img.DiskFormat
-	case cloudimage.SortSize:
-		if img.Size == nil {
-			return int64(-1)
-		}
-		return *img.Size
-	case cloudimage.SortID:
-		return img.ID
-	case cloudimage.SortCreatedAt:
-		return micros(img.CreatedAt)
-	case cloudimage.SortUpdatedAt:
-		return micros(img.UpdatedAt)
-	}
-	panic("sqlite: unknown sort key " + string(key))
-}
-
-// listSort checks sorts and makes the order total: empty means the
-// default order, a repeated key adds nothing, and an order without id
-// ends with it, in the direction of the last key.
-func listSort(sorts []cloudimage.Sort) ([]cloudimage.Sort, error) {
-	if len(sorts) == 0 {
-		return cloudimage.DefaultSort, nil
-	}
-	out := make([]cloudimage.Sort, 0, len(sorts)+1)
-	for _, s := range sorts {
-		if !s.Key.Valid() {
-			return nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid sort key: %s", s.Key)
-		}
-		if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == s.Key }) {
-			out = append(out, s)
-		}
-	}
-	if !slices.ContainsFunc(out, func(o cloudimage.Sort) bool { return o.Key == cloudimage.SortID }) {
-		out = append(out, cloudimage.Sort{Key: cloudimage.SortID, Desc: out[len(out)-1].Desc})
-	}
-	return out, nil
-}
-
-// orderBy returns the ORDER BY list of sorts.
-func orderBy(sorts []cloudimage.Sort, prefix string) string {
-	terms := make([]string, len(sorts))
-	for i, s := range sorts {
-		dir := " ASC"
-		if s.Desc {
-			dir = " DESC"
-		}
-		terms[i] = sortExpr(s.Key, prefix) + dir
-	}
-	return strings.Join(terms, ", ")
-}
-
 // sqlArgs collects the arguments of a statement; arg returns the numbered
 // parameter that binds v, so that text may name one argument many times.
 type sqlArgs []any
@@ -475,38 +401,6 @@ func filterConds(a *sqlArgs, f cloudimage.ImageFilter) ([]string, error) {
 	return conds, nil
 }
 
-// afterCond returns the condition of the rows strictly after marker in
-// the order sorts. One direction throughout is a row-value comparison,
-// which an index in that order answers with a range; mixed directions
-// expand lexicographically, each level bounding its key first:
-// k1 >= v1 AND (k1 > v1 OR (k2 <= v2 AND (k2 < v2 OR ...))).
-func afterCond(a *sqlArgs, sorts []cloudimage.Sort, marker *cloudimage.Image) string {
-	vals := make([]string, len(sorts))
-	exprs := make([]string, len(sorts))
-	mixed := false
-	for i, s := range sorts {
-		vals[i] = a.arg(sortValue(marker, s.Key))
-		exprs[i] = sortExpr(s.Key, "i.")
-		mixed = mixed || s.Desc != sorts[0].Desc
-	}
-	op := func(desc bool) string {
-		if desc {
-			return "<"
-		}
-		return ">"
-	}
-	if !mixed {
-		return "(" + strings.Join(exprs, ", ") + ") " + op(sorts[0].Desc) + " (" + strings.Join(vals, ", ") + ")"
-	}
-	last := len(sorts) - 1
-	cond := exprs[last] + " " + op(sorts[last].Desc) + " " + vals[last]
-	for i := last - 1; i >= 0; i-- {
-		o := op(sorts[i].Desc)
-		cond = exprs[i] + " " + o + "= " + vals[i] + " AND (" + exprs[i] + " " + o + " " + vals[i] + " OR (" + cond + "))"
-	}
-	return "(" + cond + ")"
-}
-
 // listBranch is one part of a list's view.
 type listBranch struct {
 	from string   // "images i", or a join that yields i
@@ -526,7 +420,7 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	} else if ms != cloudimage.MemberAny && !ms.Valid() {
 		return "", nil, cloudimage.Errorf(cloudimage.EINVALID, "Invalid status value: %s", ms)
 	}
-	sorts, err := listSort(q.Sort)
+	sorts, err := sqlorder.Total(q.Sort)
 	if err != nil {
 		return "", nil, err
 	}
@@ -608,12 +502,12 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	}
 	common = append(common, filters...)
 	if q.After != nil {
-		common = append(common, afterCond(&a, sorts, q.After))
+		common = append(common, sqlorder.After(a.arg, sorts, q.After))
 	}
 
 	where := func(b listBranch) string {
 		return ` FROM ` + b.from + ` WHERE ` + strings.Join(slices.Concat(b.cond, common), " AND ") +
-			` ORDER BY ` + orderBy(sorts, "i.") + ` LIMIT ` + limit
+			` ORDER BY ` + sqlorder.OrderBy(sorts, "i.") + ` LIMIT ` + limit
 	}
 	if len(branches) == 1 {
 		return `SELECT ` + qualifiedImageColumns + where(branches[0]), a, nil
@@ -624,7 +518,7 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	// compile than the whole query costs to run.
 	keys := make([]string, len(sorts))
 	for i, s := range sorts {
-		keys[i] = sortExpr(s.Key, "i.") + " AS k" + strconv.Itoa(i)
+		keys[i] = sqlorder.Expr(s.Key, "i.") + " AS k" + strconv.Itoa(i)
 	}
 	keyOrder := func(prefix string) string {
 		terms := make([]string, len(sorts))
