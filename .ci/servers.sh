@@ -7,12 +7,14 @@
 #	start_servers	# exports CLOUDIMAGE_TEST_POSTGRES, CLOUDIMAGE_TEST_S3,
 #			# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 #
-# Ports: CI_PG_PORT (55432) and CI_S3_PORT (59000). Needs bash, curl, go
-# and the postgresql package; runs PostgreSQL as the postgres user when
+# Ports: CI_PG_PORT (25432) and CI_S3_PORT (29000, and the next one for
+# MinIO's console), below Linux's ephemeral range (32768-60999), so that no
+# outgoing connection of the machine can hold them when the servers start.
+# Needs bash, curl, go and the postgresql package; runs PostgreSQL as the postgres user when
 # run as root.
 
-CI_PG_PORT="${CI_PG_PORT:-55432}"
-CI_S3_PORT="${CI_S3_PORT:-59000}"
+CI_PG_PORT="${CI_PG_PORT:-25432}"
+CI_S3_PORT="${CI_S3_PORT:-29000}"
 CI_S3_BUCKET="${CI_S3_BUCKET:-cloudimage-ci}"
 MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 

@@ -30,7 +30,7 @@ func adminDSN(t testing.TB) string {
 	dsn := os.Getenv(envDSN)
 	if dsn == "" {
 		msg := envDSN + " is not set: set it to the DSN of a PostgreSQL database in which tests may " +
-			"create databases, e.g. postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
+			"create databases, e.g. postgres://postgres@127.0.0.1:25432/postgres?sslmode=disable"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
