@@ -31,6 +31,7 @@ type DB struct {
 	path  string
 	write *sql.DB
 	read  *sql.DB
+	stmts *stmtCache // prepared statements of read
 }
 
 // Open opens (creating if needed) the database file at path and applies
@@ -85,12 +86,13 @@ func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
+	db.stmts = newStmtCache(db.read, stmtCacheSize)
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.stmts.close(), db.read.Close(), db.write.Close())
 }
 
 // Ping checks that the database answers a query that reads its file.

@@ -41,7 +41,7 @@ func (db *DB) ProjectByAppKey(ctx context.Context, appkey string) (*cloudimage.P
 func (db *DB) project(ctx context.Context, column, value string) (*cloudimage.Project, error) {
 	var p cloudimage.Project
 	var created int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.stmts.QueryRowContext(ctx,
 		`SELECT id, name, appkey, created_at FROM projects WHERE `+column+` = ?`, value).
 		Scan(&p.ID, &p.Name, &p.AppKey, &created)
 	if err != nil {
@@ -89,7 +89,7 @@ func (db *DB) CreateUser(ctx context.Context, u *cloudimage.User) error {
 func (db *DB) UserByName(ctx context.Context, name string) (*cloudimage.User, error) {
 	var u cloudimage.User
 	var created int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.stmts.QueryRowContext(ctx,
 		`SELECT id, name, password_hash, created_at FROM users WHERE name = ?`, name).
 		Scan(&u.ID, &u.Name, &u.PasswordHash, &created)
 	if err != nil {
@@ -103,7 +103,7 @@ func (db *DB) UserByName(ctx context.Context, name string) (*cloudimage.User, er
 func (db *DB) UserByID(ctx context.Context, id string) (*cloudimage.User, error) {
 	var u cloudimage.User
 	var created int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.stmts.QueryRowContext(ctx,
 		`SELECT id, name, password_hash, created_at FROM users WHERE id = ?`, id).
 		Scan(&u.ID, &u.Name, &u.PasswordHash, &created)
 	if err != nil {
@@ -126,7 +126,7 @@ func (db *DB) AssignRole(ctx context.Context, userID, projectID string, role clo
 
 // Roles returns the user's roles in the project.
 func (db *DB) Roles(ctx context.Context, userID, projectID string) ([]cloudimage.Role, error) {
-	return roles(ctx, db.read, userID, projectID)
+	return roles(ctx, db.stmts, userID, projectID)
 }
 
 func roles(ctx context.Context, q queryer, userID, projectID string) ([]cloudimage.Role, error) {
@@ -166,7 +166,7 @@ func (db *DB) Token(ctx context.Context, hash string) (*cloudimage.Token, error)
 	var issued, expires, userCreated, projectCreated int64
 	// The hash comes from the row, so that the service can check it
 	// against the one it asked for.
-	err := db.read.QueryRowContext(ctx, `SELECT t.hash, t.issued_at, t.expires_at,
+	err := db.stmts.QueryRowContext(ctx, `SELECT t.hash, t.issued_at, t.expires_at,
 			u.id, u.name, u.created_at, p.id, p.name, p.appkey, p.created_at
 		FROM tokens t JOIN users u ON u.id = t.user_id JOIN projects p ON p.id = t.project_id
 		WHERE t.hash = ?`, hash).
@@ -177,7 +177,7 @@ func (db *DB) Token(ctx context.Context, hash string) (*cloudimage.Token, error)
 	}
 	t.IssuedAt, t.ExpiresAt = fromMicros(issued), fromMicros(expires)
 	t.User.CreatedAt, t.Project.CreatedAt = fromMicros(userCreated), fromMicros(projectCreated)
-	if t.Roles, err = roles(ctx, db.read, t.User.ID, t.Project.ID); err != nil {
+	if t.Roles, err = roles(ctx, db.stmts, t.User.ID, t.Project.ID); err != nil {
 		return nil, err
 	}
 	return &t, nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudimage/cloudimage"
 	"github.com/cloudimage/cloudimage/internal/sqlorder"
@@ -152,7 +153,7 @@ func scanImage(s scanner) (*cloudimage.Image, error) {
 	if virtualSize.Valid {
 		img.VirtualSize = &virtualSize.Int64
 	}
-	if err := json.Unmarshal([]byte(props), &img.Properties); err != nil {
+	if img.Properties, err = decodeProperties(props); err != nil {
 		return nil, fmt.Errorf("properties of image %s: %w", img.ID, err)
 	}
 	img.CreatedAt = fromMicros(createdAt)
@@ -164,9 +165,72 @@ func scanImage(s scanner) (*cloudimage.Image, error) {
 	return &img, nil
 }
 
+// decodeProperties decodes an image's stored properties, as json.Unmarshal
+// into a map would. The store writes them with json.Marshal, which puts
+// out no space, and most properties are plain text that it writes as it
+// is; such an object is read directly, in a quarter of json.Unmarshal's
+// time and with a tenth of its allocations (BenchmarkDecodeProperties),
+// and any other text goes to json.Unmarshal.
+func decodeProperties(s string) (map[string]string, error) {
+	if m, ok := plainProperties(s); ok {
+		return m, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// plainProperties decodes s if it is a JSON object of strings with no
+// space between tokens and no escape, control character or invalid
+// UTF-8 in a string: the only form whose strings are their own text.
+func plainProperties(s string) (map[string]string, bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return nil, false
+	}
+	m := make(map[string]string, strings.Count(s, `":"`))
+	rest := s[1 : len(s)-1]
+	for rest != "" {
+		k, after, ok := plainString(rest)
+		if !ok || !strings.HasPrefix(after, ":") {
+			return nil, false
+		}
+		v, after, ok := plainString(after[1:])
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+		if after == "" {
+			break
+		}
+		if rest, ok = strings.CutPrefix(after, ","); !ok || rest == "" {
+			return nil, false
+		}
+	}
+	return m, true
+}
+
+// plainString returns the JSON string that s starts with and the text
+// after it, if the string needs no unescaping and is valid UTF-8.
+func plainString(s string) (str, rest string, ok bool) {
+	if !strings.HasPrefix(s, `"`) {
+		return "", "", false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return s[1:i], s[i+1:], utf8.ValidString(s[1:i])
+		case c == '\\' || c < 0x20:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
 // Image returns the image with the given ID, deleted or not, with its tags.
 func (db *DB) Image(ctx context.Context, id string) (*cloudimage.Image, error) {
-	return getImage(ctx, db.read, id)
+	return getImage(ctx, db.stmts, id)
 }
 
 func getImage(ctx context.Context, q queryer, id string) (*cloudimage.Image, error) {
@@ -180,20 +244,38 @@ func getImage(ctx context.Context, q queryer, id string) (*cloudimage.Image, err
 	return img, nil
 }
 
+// The statements that read the tags of one image and of many. The many
+// are bound as one JSON array rather than a parameter each, so that the
+// text stays the same whatever their number and is prepared once.
+const (
+	tagsOfImageSQL  = `SELECT image_id, tag FROM image_tags WHERE image_id = ? ORDER BY tag`
+	tagsOfImagesSQL = `SELECT image_id, tag FROM image_tags
+		WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, tag`
+)
+
 // loadTags fills in the tags of imgs with one query.
 func loadTags(ctx context.Context, q queryer, imgs []*cloudimage.Image) error {
 	if len(imgs) == 0 {
 		return nil
 	}
 	byID := make(map[string]*cloudimage.Image, len(imgs))
-	args := make([]any, len(imgs))
+	ids := make([]string, len(imgs))
 	for i, img := range imgs {
 		img.Tags = []string{}
 		byID[img.ID] = img
-		args[i] = img.ID
+		ids[i] = img.ID
 	}
-	rows, err := q.QueryContext(ctx, `SELECT image_id, tag FROM image_tags WHERE image_id IN (?`+
-		strings.Repeat(", ?", len(imgs)-1)+`) ORDER BY image_id, tag`, args...)
+	var rows *sql.Rows
+	var err error
+	if len(ids) == 1 {
+		rows, err = q.QueryContext(ctx, tagsOfImageSQL, ids[0])
+	} else {
+		var arg []byte
+		if arg, err = json.Marshal(ids); err != nil {
+			return fmt.Errorf("load tags: %w", err)
+		}
+		rows, err = q.QueryContext(ctx, tagsOfImagesSQL, string(arg))
+	}
 	if err != nil {
 		return fmt.Errorf("load tags: %w", err)
 	}
@@ -275,7 +357,7 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 	if query == "" { // no branch of the view can match
 		return imgs, nil
 	}
-	rows, err := db.read.QueryContext(ctx, query, args...)
+	rows, err := db.stmts.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
@@ -291,7 +373,7 @@ func (db *DB) ListImages(ctx context.Context, q cloudimage.ImageQuery) ([]*cloud
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	if q.Tags {
-		if err := loadTags(ctx, db.read, imgs); err != nil {
+		if err := loadTags(ctx, db.stmts, imgs); err != nil {
 			return nil, err
 		}
 	}
@@ -426,10 +508,11 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 	}
 	var a sqlArgs
 	viewer := a.arg(q.Viewer)
-	// The limit is written out, not bound: SQLite compiles a statement a
-	// second time when a LIMIT it planned with is bound, which would double
-	// the cost of compiling, the larger part of a list's cost. It is an
-	// int, so its text is digits only.
+	// The limit is written out, not bound: SQLite plans with a bound
+	// LIMIT's value and compiles the statement again whenever another
+	// value is bound, so that clients alternating page sizes would undo
+	// the prepared-statement cache. Each page size is a text of its own;
+	// clients use few. It is an int, so its text is digits only.
 	limit := strconv.Itoa(q.Limit)
 
 	// The branches. A branch of the viewer's own images is left out when

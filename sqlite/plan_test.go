@@ -270,3 +270,60 @@ func TestListQueryPlanByName(t *testing.T) {
 		}
 	}
 }
+
+// statementPlan returns the detail lines of the plan of query.
+func statementPlan(t *testing.T, db *DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// TestTagsQueryPlan checks that the tags of a page, bound as one JSON
+// array, are read by the primary key of image_tags, one search per image,
+// and come out in its order without a sort.
+func TestTagsQueryPlan(t *testing.T) {
+	ctx := context.Background()
+	for _, analyzed := range []bool{false, true} {
+		db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if analyzed {
+			seedSkewed(t, db)
+		}
+		for _, c := range []struct {
+			query, arg string
+		}{
+			{tagsOfImagesSQL, `["img-00001","img-00002"]`},
+			{tagsOfImageSQL, "img-00001"},
+		} {
+			plan := statementPlan(t, db, c.query, c.arg)
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, "SEARCH image_tags USING COVERING INDEX sqlite_autoindex_image_tags_1 (image_id=?)") {
+				t.Errorf("analyzed=%v %q: plan does not search image_tags by image:\n%s", analyzed, c.query, text)
+			}
+			for _, line := range plan {
+				if strings.HasPrefix(line, "SCAN image_tags") || strings.Contains(line, "TEMP B-TREE") {
+					t.Errorf("analyzed=%v %q: plan scans or sorts image_tags:\n%s", analyzed, c.query, text)
+				}
+			}
+		}
+	}
+}
