@@ -26,7 +26,8 @@ var migrations embed.FS
 
 // DB is an open PostgreSQL database: a pool of connections to it.
 type DB struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	versions versions
 }
 
 // Options tune how a database is opened; the zero value is Open's.

@@ -527,3 +527,10 @@ func TestListQueryBindsCallerStrings(t *testing.T) {
 		t.Fatalf("unknown sort key: got %v, want EINVALID", err)
 	}
 }
+
+func TestVersionerConformance(t *testing.T) {
+	storetest.TestVersioner(t, func(t *testing.T) (s, other storetest.VersionedStore) {
+		dsn := freshDatabase(t)
+		return openWith(t, dsn, Options{}), openWith(t, dsn, Options{})
+	})
+}

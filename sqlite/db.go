@@ -28,10 +28,11 @@ var migrations embed.FS
 // so writers queue in Go rather than spin on SQLite's lock; reads use a
 // pool of their own, which WAL lets run beside the writer.
 type DB struct {
-	path  string
-	write *sql.DB
-	read  *sql.DB
-	stmts *stmtCache // prepared statements of read
+	path     string
+	write    *sql.DB
+	read     *sql.DB
+	stmts    *stmtCache // prepared statements of read
+	versions versions
 }
 
 // Open opens (creating if needed) the database file at path and applies
@@ -87,12 +88,23 @@ func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 	db.stmts = newStmtCache(db.read, stmtCacheSize)
+	if db.versions.db, err = sql.Open("sqlite", dsn); err != nil {
+		db.read.Close()
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.versions.db.SetMaxOpenConns(1)
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
-	return errors.Join(db.stmts.close(), db.read.Close(), db.write.Close())
+	return errors.Join(db.versions.close(), db.stmts.close(), db.read.Close(), db.write.Close())
+}
+
+// Path returns the path of the database file.
+func (db *DB) Path() string {
+	return db.path
 }
 
 // Ping checks that the database answers a query that reads its file.
