@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -47,6 +48,9 @@ type IdentityService struct {
 	authStore    AuthFailureStore
 
 	comparePassword func(hash, password []byte) error // bcrypt's; tests count the checks
+
+	versions Versioner             // nil: no token cache
+	tokens   *VersionCache[*Token] // validated tokens by hash, for one version of the store
 }
 
 // IdentityOption configures an IdentityService.
@@ -71,6 +75,28 @@ func WithAuthFailureStore(store AuthFailureStore) IdentityOption {
 	return func(s *IdentityService) { s.authStore = store }
 }
 
+// DefaultTokenCacheSize is how many tokens an IdentityService keeps
+// validated, unless WithTokenCache says otherwise.
+const DefaultTokenCacheSize = 10_000
+
+// WithTokenCache makes the service keep up to n tokens it has found in
+// the store, so that validating one again costs no more than asking
+// versions whether anything changed; n = 0 turns the cache off. Any
+// change committed to the store (a token revoked, a role removed, a user
+// or project deleted, but also any other write) empties the cache, so a
+// token is never accepted longer than the store would accept it. Expiry
+// is checked on every validation. By default the cache is on, with
+// DefaultTokenCacheSize entries, when the identity store is a Versioner
+// itself.
+func WithTokenCache(versions Versioner, n int) IdentityOption {
+	return func(s *IdentityService) {
+		s.versions, s.tokens = versions, nil
+		if versions != nil && n > 0 {
+			s.tokens = NewVersionCache[*Token](n, 1)
+		}
+	}
+}
+
 // WithIdentityClock makes the service read the time from now: token
 // issue and expiry, and the refilling of failure budgets.
 func WithIdentityClock(now func() time.Time) IdentityOption {
@@ -84,6 +110,9 @@ func NewIdentityService(store IdentityStore, ttl time.Duration, opts ...Identity
 		ttl = DefaultTokenTTL
 	}
 	s := &IdentityService{store: store, ttl: ttl, now: time.Now, comparePassword: bcrypt.CompareHashAndPassword}
+	if v, ok := store.(Versioner); ok {
+		WithTokenCache(v, DefaultTokenCacheSize)(s)
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -265,6 +294,35 @@ func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, erro
 		return nil, Errorf(EUNAUTHORIZED, "X-Auth-Token header is required")
 	}
 	hash := HashToken(id)
+	t, err := s.findToken(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return nil, Errorf(EUNAUTHORIZED, "token has expired")
+	}
+	if len(t.Roles) == 0 {
+		return nil, Errorf(EUNAUTHORIZED, "token's user has no role in its project")
+	}
+	return t, nil
+}
+
+// findToken returns the token stored under hash, from the cache when the
+// store has not changed since it was read, or EUNAUTHORIZED when there is
+// none. The token returned is the caller's own copy.
+func (s *IdentityService) findToken(ctx context.Context, hash string) (*Token, error) {
+	var version uint64
+	cache := s.tokens != nil
+	if cache {
+		v, err := ReadVersion(ctx, s.versions)
+		if err == nil {
+			if t, ok := s.tokens.Get(v, hash); ok {
+				return t.clone(), nil
+			}
+		}
+		// Without a version nothing read now may be kept.
+		version, cache = v, err == nil
+	}
 	t, err := s.store.Token(ctx, hash)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(EUNAUTHORIZED, "invalid token")
@@ -277,13 +335,25 @@ func (s *IdentityService) Validate(ctx context.Context, id string) (*Token, erro
 	if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
 		return nil, Errorf(EUNAUTHORIZED, "invalid token")
 	}
-	if !s.now().Before(t.ExpiresAt) {
-		return nil, Errorf(EUNAUTHORIZED, "token has expired")
-	}
-	if len(t.Roles) == 0 {
-		return nil, Errorf(EUNAUTHORIZED, "token's user has no role in its project")
+	if cache {
+		s.tokens.Put(version, hash, t.clone(), 1)
 	}
 	return t, nil
+}
+
+// clone returns a copy of t that shares nothing with it.
+func (t *Token) clone() *Token {
+	c := *t
+	if t.User != nil {
+		u := *t.User
+		c.User = &u
+	}
+	if t.Project != nil {
+		p := *t.Project
+		c.Project = &p
+	}
+	c.Roles = slices.Clone(t.Roles)
+	return &c
 }
 
 // Inspect returns the token whose secret is subject, if caller may see

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudimage/cloudimage"
+	"github.com/cloudimage/cloudimage/httpapi"
 	"github.com/google/uuid"
 )
 
@@ -27,11 +28,12 @@ var benchOK = []byte(`{"header":{"isSuccessful":true,"resultCode":0`)
 // benchCatalog is a server whose project A sees benchImages images: its
 // own, and every twentieth one public from project B.
 type benchCatalog struct {
-	e     *env
-	token string   // of a member of A
-	ids   []string // A's view, newest first
-	base  time.Time
-	pool  int // delete-pool images made so far
+	e      *env         // without a page cache: every list reaches the store
+	cached http.Handler // the same server with the page cache on
+	token  string       // of a member of A
+	ids    []string     // A's view, newest first
+	base   time.Time
+	pool   int // delete-pool images made so far
 }
 
 // BenchmarkNHNList measures the v1.0 list and delete through the whole
@@ -54,6 +56,16 @@ func BenchmarkNHNList(b *testing.B) {
 			c.serve(b, "GET", path)
 		}
 	})
+	// The first page asked again with nothing changed, from the page cache.
+	b.Run("FirstPageCached", func(b *testing.B) {
+		path := fmt.Sprintf("%s?limit=%d", imagesPath(c.e.a), benchLimit)
+		want := c.serve(b, "GET", path).Body.Bytes()
+		for b.Loop() {
+			if got := c.serveWith(b, c.cached, "GET", path).Body.Bytes(); !bytes.Equal(got, want) {
+				b.Fatalf("the cached page differs from the store's:\n%.300s\n%.300s", got, want)
+			}
+		}
+	})
 	b.Run("Delete", func(b *testing.B) {
 		// Each iteration deletes an image of its own, made for it beforehand
 		// and older than the whole catalog, so the pages above stay as they
@@ -69,9 +81,11 @@ func BenchmarkNHNList(b *testing.B) {
 func seedCatalog(b *testing.B) *benchCatalog {
 	b.Helper()
 	start := time.Now()
-	e := buildEnv(b, "http://cloudimage.test")
+	e := buildEnvWith(b, "http://cloudimage.test", envConfig{pageCacheBytes: -1})
 	c := &benchCatalog{
-		e:     e,
+		e: e,
+		cached: httpapi.New(httpapi.Config{Images: e.images, Identity: e.identity, PublicURL: e.url,
+			Versions: e.db, PageCacheBytes: httpapi.DefaultPageCacheBytes}).Handler(),
 		token: e.token(b, e.a, cloudimage.RoleMember),
 		base:  time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
 	}
@@ -141,10 +155,15 @@ func (c *benchCatalog) deletePool(b *testing.B, n int) []string {
 // serve sends one v1.0 request through the handler and fails the
 // benchmark unless it succeeded.
 func (c *benchCatalog) serve(b *testing.B, method, path string) *httptest.ResponseRecorder {
+	return c.serveWith(b, c.e.handler, method, path)
+}
+
+// serveWith is serve through h.
+func (c *benchCatalog) serveWith(b *testing.B, h http.Handler, method, path string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, nil)
 	req.Header.Set("X-Auth-Token", c.token)
 	rec := httptest.NewRecorder()
-	c.e.handler.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || !bytes.HasPrefix(rec.Body.Bytes(), benchOK) {
 		b.Fatalf("%s %s: %d %.300s", method, path, rec.Code, rec.Body.Bytes())
 	}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -145,6 +146,10 @@ type envConfig struct {
 	blobs func(cloudimage.BlobStore) cloudimage.BlobStore
 	// busyTimeout is the database's; 0 for sqlite's default.
 	busyTimeout time.Duration
+	// images, if set, wraps the metadata store the image service uses.
+	images func(*sqlite.DB) cloudimage.ImageStore
+	// pageCacheBytes is the server's page cache; 0 for the default.
+	pageCacheBytes int
 }
 
 // newEnvWith is newEnv on what cfg says.
@@ -192,20 +197,27 @@ func buildEnvWith(t testing.TB, publicURL string, cfg envConfig, opts ...cloudim
 		serviceBlobs = cfg.blobs(blobs)
 	}
 	logger := slog.New(logs)
+	var imageStore cloudimage.ImageStore = db
+	if cfg.images != nil {
+		imageStore = cfg.images(db)
+	}
 	e := &env{
 		db:       db,
 		dbPath:   dbPath,
 		blobs:    blobs,
 		blobDir:  blobDir,
-		images:   cloudimage.NewImageService(db, serviceBlobs, logger, opts...),
+		images:   cloudimage.NewImageService(imageStore, serviceBlobs, logger, opts...),
 		identity: cloudimage.NewIdentityService(db, testTTL),
 		url:      publicURL,
 		logs:     logs,
 		a:        seed.a,
 		b:        seed.b,
 	}
+	// Every test runs with the page cache on, as the server does: it
+	// must not change any answer.
 	e.srv = httpapi.New(httpapi.Config{
 		Images: e.images, Identity: e.identity, PublicURL: publicURL, Logger: logger,
+		Versions: db, PageCacheBytes: cmp.Or(cfg.pageCacheBytes, httpapi.DefaultPageCacheBytes),
 	})
 	e.handler = e.srv.Handler()
 	t.Cleanup(e.images.Close)

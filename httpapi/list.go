@@ -517,6 +517,11 @@ func jsonString(s string) []byte {
 // the page holds is asked for, so that next is there exactly when another
 // page follows (Glance sends it on every full page).
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
+	return s.cachedList(w, r, c, func(w http.ResponseWriter) error { return s.renderList(w, r, c) })
+}
+
+// renderList writes the page r asks for.
+func (s *Server) renderList(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	l, err := parseV2List(r.URL.RawQuery, s.images.Profile())
 	if err != nil {
 		return err
@@ -534,7 +539,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request, c *cloudimag
 		}
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Type", jsonContentType)
 	bw := bufio.NewWriterSize(w, 32<<10)
 	bw.WriteString(`{"images":[`)
 	n, lastID, more := 0, "", false

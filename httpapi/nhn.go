@@ -145,6 +145,11 @@ func (s *Server) nhnListImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return s.cachedList(w, r, c, func(w http.ResponseWriter) error { return s.nhnRenderList(w, r, c) })
+}
+
+// nhnRenderList writes the list r asks for.
+func (s *Server) nhnRenderList(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	opts, err := parseNHNList(r.URL.RawQuery)
 	if err != nil {
 		return err
@@ -153,7 +158,7 @@ func (s *Server) nhnListImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Type", jsonContentType)
 	bw := bufio.NewWriterSize(w, 32<<10)
 	bw.WriteString(`{"header":{"isSuccessful":true,"resultCode":0,"resultMessage":"SUCCESS"},"images":[`)
 	first := true

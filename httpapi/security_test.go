@@ -156,7 +156,8 @@ func newSecEnv(t *testing.T, cfg secEnvConfig) (*env, *jsonLog) {
 		identity: cloudimage.NewIdentityService(store, testTTL, cfg.identity...),
 		url:      url, logs: logs, a: seed.a, b: seed.b,
 	}
-	e.srv = httpapi.New(httpapi.Config{Images: e.images, Identity: e.identity, PublicURL: url, Logger: logger})
+	e.srv = httpapi.New(httpapi.Config{Images: e.images, Identity: e.identity, PublicURL: url, Logger: logger,
+		Versions: db, PageCacheBytes: httpapi.DefaultPageCacheBytes})
 	e.handler = e.srv.Handler()
 	t.Cleanup(e.images.Close)
 	ts.Config.Handler = e.handler

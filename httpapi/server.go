@@ -42,6 +42,13 @@ type Config struct {
 	// Checks are what GET /readyz asks: each dependency the server needs
 	// to answer requests, by name.
 	Checks []Check
+	// Versions, when set, is the catalog's change counter: the metadata
+	// store, when it is a cloudimage.Versioner. With it, and a positive
+	// PageCacheBytes, the server keeps the bodies of list responses (up
+	// to PageCacheBytes in all) and answers a list asked again from
+	// memory, until anything in the store changes.
+	Versions       cloudimage.Versioner
+	PageCacheBytes int
 }
 
 // Check is one dependency that readiness depends on.
@@ -58,6 +65,9 @@ type Server struct {
 	region    string
 	logger    *slog.Logger
 	tls       *tls.Config
+
+	versions cloudimage.Versioner
+	pages    *cloudimage.VersionCache[[]byte] // nil: no page cache
 
 	checks   []Check
 	handler  http.Handler
@@ -83,6 +93,10 @@ func New(cfg Config) *Server {
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
+	}
+	if cfg.Versions != nil && cfg.PageCacheBytes > 0 {
+		s.versions = cfg.Versions
+		s.pages = cloudimage.NewVersionCache[[]byte](cfg.PageCacheBytes, maxCachedPage)
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

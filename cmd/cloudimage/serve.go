@@ -53,6 +53,11 @@ type serveConfig struct {
 
 	TLSCert, TLSKey string // PEM files; both or neither
 
+	// PageCacheBytes bounds the cache of list responses, TokenCache the
+	// number of validated tokens kept; 0 for either: none.
+	PageCacheBytes int
+	TokenCache     int
+
 	// Failed token requests a user or client address may make in a row,
 	// then one more each interval; 0 for either: no limit.
 	AuthFailureBurst    int
@@ -78,6 +83,16 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	maxImageSize := envInt("CLOUDIMAGE_MAX_IMAGE_SIZE", "max-image-size")
 	quotaImages := envInt("CLOUDIMAGE_QUOTA_IMAGES", "quota-images")
 	quotaBytes := envInt("CLOUDIMAGE_QUOTA_BYTES", "quota-bytes")
+	pageCache, err := strconv.Atoi(e.or("CLOUDIMAGE_PAGE_CACHE", strconv.Itoa(httpapi.DefaultPageCacheBytes)))
+	if err != nil {
+		pageCache = httpapi.DefaultPageCacheBytes
+		envErrs["page-cache"] = fmt.Errorf("CLOUDIMAGE_PAGE_CACHE: not an integer: %w", err)
+	}
+	tokenCache, err := strconv.Atoi(e.or("CLOUDIMAGE_TOKEN_CACHE", strconv.Itoa(cloudimage.DefaultTokenCacheSize)))
+	if err != nil {
+		tokenCache = cloudimage.DefaultTokenCacheSize
+		envErrs["token-cache"] = fmt.Errorf("CLOUDIMAGE_TOKEN_CACHE: not an integer: %w", err)
+	}
 	requireMatch, err := strconv.ParseBool(e.or("CLOUDIMAGE_REQUIRE_FORMAT_MATCH", "true"))
 	if err != nil {
 		envErrs["require-format-match"] = fmt.Errorf("CLOUDIMAGE_REQUIRE_FORMAT_MATCH: not a boolean: %w", err)
@@ -179,6 +194,12 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 		"PEM certificate file (chain included) to serve HTTPS with; needs --tls-key (CLOUDIMAGE_TLS_CERT)")
 	f.StringVar(&cfg.TLSKey, "tls-key", e.or("CLOUDIMAGE_TLS_KEY", ""),
 		"PEM private key file of --tls-cert (CLOUDIMAGE_TLS_KEY)")
+	f.IntVar(&cfg.PageCacheBytes, "page-cache", pageCache,
+		"bytes of list responses kept in memory, each valid until anything in the database changes; "+
+			"0 for none (CLOUDIMAGE_PAGE_CACHE)")
+	f.IntVar(&cfg.TokenCache, "token-cache", tokenCache,
+		"validated tokens kept in memory, each valid until anything in the database changes; "+
+			"0 for none (CLOUDIMAGE_TOKEN_CACHE)")
 	f.IntVar(&cfg.AuthFailureBurst, "auth-failure-burst", authBurst,
 		"failed token requests a user name or client address may make before it is refused with 429; "+
 			"0 for no limit (CLOUDIMAGE_AUTH_FAILURE_BURST)")
@@ -187,6 +208,14 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 			"(CLOUDIMAGE_AUTH_FAILURE_INTERVAL)")
 	addLifecycleFlags(cmd, e, envErrs, &cfg.Lifecycle)
 	return cmd
+}
+
+// cacheSize is the size of a cache of n over versions: none without them.
+func cacheSize(versions cloudimage.Versioner, n int) int {
+	if versions == nil {
+		return 0
+	}
+	return n
 }
 
 // setPageSizes puts the page sizes given into p; 0 keeps the profile's.
@@ -297,6 +326,9 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
+	if cfg.PageCacheBytes < 0 || cfg.TokenCache < 0 {
+		return fmt.Errorf("cache sizes must not be negative, not %d bytes and %d tokens", cfg.PageCacheBytes, cfg.TokenCache)
+	}
 	if cfg.Quotas.Images < 0 || cfg.Quotas.Bytes < 0 {
 		return fmt.Errorf("quotas must not be negative, not %d images and %d bytes",
 			cfg.Quotas.Images, cfg.Quotas.Bytes)
@@ -331,8 +363,11 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	defer db.Close()
 	replica := replicaName(cfg)
 
+	// Caches need the database's change counter; both SQL stores have one.
+	versions, _ := db.(cloudimage.Versioner)
 	identity := cloudimage.NewIdentityService(db, cfg.TokenTTL,
-		cloudimage.WithAuthFailureLimit(cfg.AuthFailureBurst, cfg.AuthFailureInterval))
+		cloudimage.WithAuthFailureLimit(cfg.AuthFailureBurst, cfg.AuthFailureInterval),
+		cloudimage.WithTokenCache(versions, cfg.TokenCache))
 	adminPassword := e.getenv("CLOUDIMAGE_ADMIN_PASSWORD")
 	boot, err := identity.Bootstrap(ctx, adminPassword)
 	if err != nil {
@@ -363,6 +398,9 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		Region:    cfg.Region,
 		Logger:    logger.With("component", "http"),
 		Checks:    []httpapi.Check{{Name: "database", Ping: db.Ping}, {Name: "images", Ping: blobs.Ping}},
+
+		Versions:       versions,
+		PageCacheBytes: cfg.PageCacheBytes,
 	})
 	if err := srv.Open(cfg.Listen); err != nil {
 		return err
@@ -378,7 +416,8 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	logger.Info("config", "data_dir", cfg.DataDir, "database", dbb.String(), "blob", bb.String(),
 		"replica_name", replica, "listen", cfg.Listen, "debug_listen", cfg.DebugListen, "public_url", cfg.PublicURL,
 		"token_ttl", cfg.TokenTTL, "shutdown_timeout", cfg.ShutdownTimeout, "region", cfg.Region,
-		"db_busy_timeout", cfg.DBBusyTimeout,
+		"db_busy_timeout", cfg.DBBusyTimeout, "page_cache", cacheSize(versions, cfg.PageCacheBytes),
+		"token_cache", cacheSize(versions, cfg.TokenCache),
 		"log_level", cfg.LogLevel,
 		"profile", profile.Name, "default_page_size", profile.DefaultLimit, "max_page_size", profile.MaxLimit,
 		"import_allowed_hosts", strings.Join(cfg.ImportHosts, ","), "max_image_size", cmp.Or(cfg.MaxImageSize, cloudimage.DefaultMaxImageSize),
