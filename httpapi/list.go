@@ -513,14 +513,14 @@ func jsonString(s string) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// listImages streams a page of the caller's images. One image more than
-// the page holds is asked for, so that next is there exactly when another
-// page follows (Glance sends it on every full page).
+// listImages answers a v2 list, from the page cache when it can.
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	return s.cachedList(w, r, c, func(w http.ResponseWriter) error { return s.renderList(w, r, c) })
 }
 
-// renderList writes the page r asks for.
+// renderList streams a page of the caller's images. One image more than
+// the page holds is asked for, so that next is there exactly when another
+// page follows (Glance sends it on every full page).
 func (s *Server) renderList(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	l, err := parseV2List(r.URL.RawQuery, s.images.Profile())
 	if err != nil {

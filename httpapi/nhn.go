@@ -135,11 +135,7 @@ func toNHNImage(img *cloudimage.Image) nhnImage {
 	return out
 }
 
-// nhnListImages streams the list: the envelope goes out first and each
-// image is encoded as the service yields it, so memory does not grow
-// with the list. An error after the first byte cannot become an envelope
-// any more; the response is then cut off, so that a client sees a broken
-// body rather than a short list that looks whole.
+// nhnListImages answers a v1.0 list, from the page cache when it can.
 func (s *Server) nhnListImages(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.nhnCaller(r)
 	if err != nil {
@@ -148,7 +144,11 @@ func (s *Server) nhnListImages(w http.ResponseWriter, r *http.Request) error {
 	return s.cachedList(w, r, c, func(w http.ResponseWriter) error { return s.nhnRenderList(w, r, c) })
 }
 
-// nhnRenderList writes the list r asks for.
+// nhnRenderList streams the list: the envelope goes out first and each
+// image is encoded as the service yields it, so memory does not grow
+// with the list. An error after the first byte cannot become an envelope
+// any more; the response is then cut off, so that a client sees a broken
+// body rather than a short list that looks whole.
 func (s *Server) nhnRenderList(w http.ResponseWriter, r *http.Request, c *cloudimage.Caller) error {
 	opts, err := parseNHNList(r.URL.RawQuery)
 	if err != nil {
