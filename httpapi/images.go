@@ -48,7 +48,9 @@ func (s *Server) image(h func(http.ResponseWriter, *http.Request, *cloudimage.Ca
 const v2Time = "2006-01-02T15:04:05Z"
 
 // v2Image returns the Glance v2 representation of img: the core
-// attributes, then every extra property as a top-level string.
+// attributes, then every extra property as a top-level string. It is the
+// definition of the object; responses are written by appendV2Image
+// (v2encode.go), which its tests hold to json.Marshal of this map.
 func v2Image(img *cloudimage.Image) map[string]any {
 	m := make(map[string]any, 22+len(img.Properties))
 	for k, v := range img.Properties {
@@ -171,7 +173,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request, c *cloudima
 	}
 	w.Header().Set("Location", s.publicURL+"/v2/images/"+img.ID)
 	w.Header().Set("OpenStack-Image-Import-Methods", strings.Join(s.images.ImportMethods(), ","))
-	writeJSON(w, http.StatusCreated, v2Image(img))
+	writeV2Image(w, http.StatusCreated, img)
 	return nil
 }
 
@@ -180,7 +182,7 @@ func (s *Server) showImage(w http.ResponseWriter, r *http.Request, c *cloudimage
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v2Image(img))
+	writeV2Image(w, http.StatusOK, img)
 	return nil
 }
 

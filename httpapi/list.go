@@ -543,6 +543,7 @@ func (s *Server) renderList(w http.ResponseWriter, r *http.Request, c *cloudimag
 	bw := bufio.NewWriterSize(w, 32<<10)
 	bw.WriteString(`{"images":[`)
 	n, lastID, more := 0, "", false
+	var obj []byte // one image's JSON, its room reused
 	for img, err := range images {
 		if err != nil {
 			// The status line is gone: cut the body rather than end it
@@ -555,14 +556,11 @@ func (s *Server) renderList(w http.ResponseWriter, r *http.Request, c *cloudimag
 			more = true
 			break
 		}
-		b, err := json.Marshal(v2Image(img))
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
 		if n > 0 {
 			bw.WriteByte(',')
 		}
-		bw.Write(b)
+		obj = appendV2Image(obj[:0], img)
+		bw.Write(obj)
 		n, lastID = n+1, img.ID
 	}
 	bw.WriteString(`],"first":`)

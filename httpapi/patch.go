@@ -467,6 +467,6 @@ func (s *Server) updateImage(w http.ResponseWriter, r *http.Request, c *cloudima
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, v2Image(img))
+	writeV2Image(w, http.StatusOK, img)
 	return nil
 }
