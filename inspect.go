@@ -6,6 +6,8 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"sync"
+	"sync/atomic"
 )
 
 // hashingReader hashes what it reads, inspects the data's format as it
@@ -45,6 +47,8 @@ func (s *ImageService) newInspector(diskFormat string) headInspector {
 		max: s.maxSize, declared: diskFormat, check: !s.allowFormatMismatch}
 }
 
+// Read hashes in the caller's goroutine, md5 then sha512; WriteTo, which
+// io.Copy prefers, hashes both at once.
 func (h *hashingReader) Read(p []byte) (int, error) {
 	if h.unsafe != "" {
 		return 0, errUnsafeData
@@ -61,6 +65,128 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 		h.err = err
 	}
 	return n, err
+}
+
+// hashChunkSize is the size of the chunks WriteTo hands its hashers, and
+// hashChunks how many it has: while the hashers work on some, the source
+// is read into another. One upload holds hashChunks*hashChunkSize bytes,
+// whatever its size.
+const (
+	hashChunkSize = 1 << 20
+	hashChunks    = 4
+)
+
+// hashChunk is a buffer of WriteTo's, back in its pool once both hashers
+// are done with it.
+type hashChunk struct {
+	buf     [hashChunkSize]byte
+	n       int
+	pending atomic.Int32
+}
+
+// hashChunkPool keeps chunks between uploads.
+var hashChunkPool = sync.Pool{New: func() any { return new(hashChunk) }}
+
+// WriteTo copies the data to w, hashing and inspecting it as Read does,
+// with md5 and sha512 each in a goroutine of its own, so that both hashes
+// and the writes run at once. The source is read straight into a chunk
+// and each read is inspected and written at once, as with Read; a chunk
+// goes to the hashers once full (or at the end), in order. WriteTo
+// returns only once the hashers are done, so the hashes are complete
+// when it returns nil, and nothing is left running when it fails.
+func (h *hashingReader) WriteTo(w io.Writer) (written int64, err error) {
+	if h.unsafe != "" {
+		return 0, errUnsafeData
+	}
+	free := make(chan *hashChunk, hashChunks)
+	for range hashChunks {
+		free <- hashChunkPool.Get().(*hashChunk)
+	}
+	var wg sync.WaitGroup
+	var work [2]chan *hashChunk
+	for i, sum := range []hash.Hash{h.md5, h.sha512} {
+		work[i] = make(chan *hashChunk, hashChunks)
+		wg.Go(func() {
+			for c := range work[i] {
+				sum.Write(c.buf[:c.n])
+				if c.pending.Add(-1) == 0 {
+					free <- c
+				}
+			}
+		})
+	}
+	defer func() {
+		close(work[0])
+		close(work[1])
+		wg.Wait()
+		// Every chunk is back, but one this goroutine held if the
+		// source or w panicked: that one is left to the collector.
+		for len(free) > 0 {
+			hashChunkPool.Put(<-free)
+		}
+	}()
+	for {
+		c := <-free
+		c.n = 0
+		n, done, err := h.fill(c, w)
+		written += n
+		if c.n > 0 {
+			c.pending.Store(2)
+			work[0] <- c
+			work[1] <- c
+		} else {
+			free <- c
+		}
+		if done {
+			return written, err
+		}
+	}
+}
+
+// headReadSize is the most WriteTo reads at a time while the head of the
+// data is still coming: as much as io.Copy reads through Read, so that
+// data refused for its head is refused as early.
+const headReadSize = 32 << 10
+
+// fill reads the source into c until c is full, writing each read to w
+// once inspected. It returns the bytes written, and done with WriteTo's
+// result once the copy is over. Reads are no larger than headReadSize
+// while the inspector still takes the head, and go no further than one
+// byte past the size limit.
+func (h *hashingReader) fill(c *hashChunk, w io.Writer) (written int64, done bool, err error) {
+	for c.n < len(c.buf) {
+		want := len(c.buf) - c.n
+		if len(h.head) < cap(h.head) {
+			want = min(want, headReadSize)
+		}
+		if h.max > 0 {
+			want = int(min(int64(want), h.max-h.seen+1))
+		}
+		n, rerr := h.r.Read(c.buf[c.n : c.n+want])
+		p := c.buf[c.n : c.n+n]
+		c.n += n
+		if !h.see(p, rerr == io.EOF) {
+			return written, true, errUnsafeData
+		}
+		if rerr != nil && rerr != io.EOF {
+			h.err = rerr
+		}
+		if n > 0 {
+			k, werr := w.Write(p)
+			if written += int64(k); werr == nil && k < n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return written, true, werr
+			}
+		}
+		if rerr == io.EOF {
+			return written, true, nil
+		} else if rerr != nil {
+			return written, true, rerr
+		}
+	}
+	return written, false, nil
 }
 
 // headInspector judges image data as it streams by, so that data it

@@ -77,6 +77,9 @@ func (q *quotaReader) Read(p []byte) (int, error) {
 	if q.refused != nil {
 		return 0, q.refused
 	}
+	if q.room >= 0 && int64(len(p)) > q.room-q.seen+1 {
+		p = p[:q.room-q.seen+1] // a byte past the room is enough to refuse
+	}
 	n, err := q.r.Read(p)
 	if q.seen += int64(n); q.room >= 0 && q.seen > q.room {
 		q.refused = Quotas{Bytes: q.quota}.Check(q.project, 0, q.used+q.seen)

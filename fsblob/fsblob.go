@@ -79,7 +79,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (n int64, err 
 			os.Remove(f.Name())
 		}
 	}()
-	if n, err = io.Copy(f, contextReader{ctx, r}); err != nil {
+	if n, err = copyBlob(ctx, f, r); err != nil {
 		return n, storageFull(err)
 	}
 	// A file system may report a full disk only when the data is flushed.
@@ -211,6 +211,47 @@ func (s *Store) listDir(ctx context.Context, dir string, yield func(cloudimage.B
 		}
 	}
 	return true
+}
+
+// copyBlob copies r into the staging file f, stopping once ctx is done.
+// A reader that writes itself out (io.WriterTo, as the upload's hashing
+// reader does, with chunks and buffers of its own) is left to, with ctx
+// checked before each of its writes; any other is read 32 KiB at a time,
+// with ctx checked before each read.
+func copyBlob(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+	w := &blobWriter{ctx: ctx, f: f, wb: newWriteback(f)}
+	if _, ok := r.(io.WriterTo); ok {
+		return io.Copy(w, r)
+	}
+	return io.Copy(w, contextReader{ctx, r})
+}
+
+// writebackStep is how many bytes of a blob are written out to the disk
+// at a time while it streams in (see writeback).
+const writebackStep = 8 << 20
+
+// blobWriter writes a staging file, refusing to once its context is
+// done, and has the file written out to the disk as it grows (see
+// writeback), so that the disk writes while the data streams and the
+// fsync at the end of the Put has little left to do. The fsync still
+// comes, and the Put's durability rests on it alone.
+type blobWriter struct {
+	ctx context.Context
+	f   *os.File
+	wb  *writeback
+	off int64 // bytes written
+}
+
+func (w *blobWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if err == nil {
+		err = w.wb.wrote(w.off)
+	}
+	return n, err
 }
 
 // contextReader stops a copy once its context is done.

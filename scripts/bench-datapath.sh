@@ -3,13 +3,21 @@
 # through a cloudimage server on 127.0.0.1, beside the machine's own
 # limits measured in the same run on the same file:
 #   - sha512sum and md5sum of it (the server hashes uploads with both),
-#   - cat FILE > /dev/null (what reading the file costs),
-#   - a minimal Go HTTP server on 127.0.0.1, driven by the same curl:
-#     GET is http.ServeFile of the file (sendfile), PUT reads the body
+#   - cat BLOB > /dev/null of the blob file the upload stored (what
+#     reading it costs), with the file in the page cache (warm) and
+#     evicted from it (cold: the disk's read rate as this machine sees it),
+#   - a minimal Go HTTP server on 127.0.0.1, driven by the same clients:
+#     GET is http.ServeFile of the blob file (sendfile), PUT reads the body
 #     through md5 and sha512 and writes it to a file, as an upload must;
 #     it shows what loopback HTTP and the hashes in Go leave for the server.
-# and the server's peak RSS during each transfer (VmRSS sampled every
-# 100 ms, and VmHWM, from /proc/PID/status).
+# Downloads are measured warm (the blob in the page cache) and cold (the
+# blob evicted first, as cat's file is), each with curl and with a small
+# Go client that reads the body 1 MiB at a time (to tell the client's
+# cost from the server's). Eviction is posix_fadvise(DONTNEED) through
+# `dd iflag=nocache count=0`, unprivileged; fincore, where installed,
+# checks that it left nothing resident.
+# The server's peak RSS is recorded during each transfer (VmRSS sampled
+# every 100 ms, and VmHWM, from /proc/PID/status).
 #
 # It builds the binary, starts the server on a temporary data directory,
 # and removes both at the end. Everything stays on 127.0.0.1. Output: a
@@ -25,6 +33,7 @@
 #                       write them there and print `go tool pprof -top` of each
 #   BENCH_PROFILE_SECONDS  length of each profile (default 10)
 #   BENCH_TIMEOUT       seconds any one step may take (default 600)
+#   BENCH_COLD_ROUNDS   rounds of cold reads (default 5)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,12 +42,14 @@ JSON_OUT=${BENCH_JSON:-$PWD/bench-datapath.json}
 STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
 PROFILE_DIR=${BENCH_PROFILE_DIR:-}
 PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-10}
+COLD_ROUNDS=${BENCH_COLD_ROUNDS:-5}
 
 log() { printf '[bench-datapath] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 [[ $SIZE_MIB =~ ^[0-9]+$ && $SIZE_MIB -gt 0 ]] || die "BENCH_SIZE_MIB must be a positive integer"
-for c in go curl sha512sum md5sum python3; do
+[[ $COLD_ROUNDS =~ ^[0-9]+$ && $COLD_ROUNDS -gt 0 ]] || die "BENCH_COLD_ROUNDS must be a positive integer"
+for c in go curl sha512sum md5sum python3 dd sync; do
 	command -v "$c" >/dev/null || die "needs $c"
 done
 
@@ -64,6 +75,26 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# evict FILE: drop FILE from the page cache (its pages must be clean:
+# written back, which sync FILE makes sure of), and check that they went
+# where fincore can tell. Pages that a socket still holds (sendfile's,
+# just after a download) cannot be dropped until it lets them go, so the
+# eviction is tried again for a while; a few MiB left are logged, more
+# stop the run.
+evict() {
+	local res=0
+	sync "$1"
+	for _ in $(seq 20); do
+		dd if="$1" iflag=nocache count=0 status=none
+		command -v fincore >/dev/null || return 0
+		res=$(fincore --bytes --noheadings --output RES "$1")
+		((res == 0)) && return 0
+		sleep 0.2
+	done
+	((res <= BYTES / 100)) || die "$1 still has $res bytes in the page cache after eviction"
+	log "$1: $res bytes still in the page cache after eviction"
+}
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -131,6 +162,16 @@ download() { # ID
 	curl -sS --fail --max-time "$STEP_TIMEOUT" -H "X-Auth-Token: $TOKEN" \
 		"$URL/v2/images/$1/file" -o /dev/null
 }
+download_go() { # ID: the same download with the Go client
+	timeout "$STEP_TIMEOUT" "$WORK/getclient" "$URL/v2/images/$1/file" "$TOKEN" "$BYTES"
+}
+# timed_mbps CMD...: run CMD, its output thrown away, and print its rate
+# over $BYTES in MB/s
+timed_mbps() {
+	local t0 t1
+	t0=$(now); "$@" >/dev/null; t1=$(now)
+	mbps "$BYTES" "$t0" "$t1"
+}
 
 # --- the reference server ----------------------------------------------------
 mkdir -p "$WORK/ref"
@@ -171,76 +212,190 @@ GO
 printf 'module ref\n\ngo 1.22\n' >"$WORK/ref/go.mod"
 (cd "$WORK/ref" && CGO_ENABLED=0 timeout "$STEP_TIMEOUT" go build -o "$WORK/refserver" .)
 
+# --- the Go client -------------------------------------------------------------
+mkdir -p "$WORK/client"
+cat >"$WORK/client/main.go" <<'GO'
+// A minimal HTTP client: GET URL [TOKEN] [BYTES], reading the body 1 MiB
+// at a time into one buffer and throwing it away; fails unless the
+// answer is 200 with BYTES bytes.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+)
+
+func main() {
+	req, err := http.NewRequest("GET", os.Args[1], nil)
+	if err != nil {
+		panic(err)
+	}
+	if len(os.Args) > 2 && os.Args[2] != "" {
+		req.Header.Set("X-Auth-Token", os.Args[2])
+	}
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := resp.Body.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			panic(err)
+		}
+	}
+	if len(os.Args) > 3 {
+		if want, _ := strconv.ParseInt(os.Args[3], 10, 64); resp.StatusCode != 200 || n != want {
+			fmt.Fprintf(os.Stderr, "status %d, %d bytes, want 200 and %d\n", resp.StatusCode, n, want)
+			os.Exit(1)
+		}
+	}
+}
+GO
+printf 'module getclient\n\ngo 1.22\n' >"$WORK/client/go.mod"
+(cd "$WORK/client" && CGO_ENABLED=0 timeout "$STEP_TIMEOUT" go build -o "$WORK/getclient" .)
+
 # --- the file and the machine's limits -----------------------------------------
 FILE=$WORK/image.raw
 BYTES=$((SIZE_MIB * 1024 * 1024))
 log "writing $SIZE_MIB MiB of random data"
 timeout "$STEP_TIMEOUT" head -c "$BYTES" /dev/urandom >"$FILE"
-cat "$FILE" >/dev/null # into the page cache, as it is for every step below
+cat "$FILE" >/dev/null # in the page cache for the hashes and the uploads
 
-log "measuring sha512sum, md5sum, cat"
-t0=$(now); timeout "$STEP_TIMEOUT" sha512sum "$FILE" >/dev/null; t1=$(now)
-SHA512=$(mbps "$BYTES" "$t0" "$t1")
-t0=$(now); timeout "$STEP_TIMEOUT" md5sum "$FILE" >/dev/null; t1=$(now)
-MD5=$(mbps "$BYTES" "$t0" "$t1")
-t0=$(now); timeout "$STEP_TIMEOUT" cat "$FILE" >/dev/null; t1=$(now)
-CAT=$(mbps "$BYTES" "$t0" "$t1")
+log "measuring sha512sum, md5sum"
+SHA512=$(timed_mbps timeout "$STEP_TIMEOUT" sha512sum "$FILE")
+MD5=$(timed_mbps timeout "$STEP_TIMEOUT" md5sum "$FILE")
 SLOWER_HASH=$(python3 -c "print(min($SHA512, $MD5))")
 
+# --- the upload ----------------------------------------------------------------
+ID=$(new_image)
+log "uploading to image $ID"
+start_sampler up
+UPLOAD=$(timed_mbps upload "$ID")
+RSS_UP=$(stop_sampler up)
+BLOB=$(find "$DATA" -type f -name "$ID" -not -path '*/.staging/*')
+[[ -n $BLOB ]] || die "no blob file for image $ID under $DATA"
+
+# The reference server serves the blob itself, so that every download,
+# and cat, reads the same file.
 REF_PORT=$(free_port)
-"$WORK/refserver" "127.0.0.1:$REF_PORT" "$FILE" "$WORK/ref.stored" 2>"$WORK/ref.log" &
+REF_URL=http://127.0.0.1:$REF_PORT/f
+"$WORK/refserver" "127.0.0.1:$REF_PORT" "$BLOB" "$WORK/ref.stored" 2>"$WORK/ref.log" &
 REF_PID=$!
 for _ in $(seq 50); do
 	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$REF_PORT/" && break
 	sleep 0.1
 done
-log "measuring the reference server"
-t0=$(now)
-curl -sS --fail --max-time "$STEP_TIMEOUT" -X PUT -T "$FILE" -H 'Expect:' "http://127.0.0.1:$REF_PORT/f" -o /dev/null
-t1=$(now)
-REF_UP=$(mbps "$BYTES" "$t0" "$t1")
+ref_put() { curl -sS --fail --max-time "$STEP_TIMEOUT" -X PUT -T "$FILE" -H 'Expect:' "$REF_URL" -o /dev/null; }
+ref_get() { curl -sS --fail --max-time "$STEP_TIMEOUT" "$REF_URL" -o /dev/null; }
+ref_get_go() { timeout "$STEP_TIMEOUT" "$WORK/getclient" "$REF_URL" "" "$BYTES"; }
+log "uploading to the reference server"
+REF_UP=$(timed_mbps ref_put)
 rm -f "$WORK/ref.stored"
-t0=$(now); curl -sS --fail --max-time "$STEP_TIMEOUT" "http://127.0.0.1:$REF_PORT/f" -o /dev/null; t1=$(now)
-REF_DOWN=$(mbps "$BYTES" "$t0" "$t1")
-kill "$REF_PID" 2>/dev/null; wait "$REF_PID" 2>/dev/null || true
 
-# --- the transfers -------------------------------------------------------------
-ID=$(new_image)
-log "uploading to image $ID"
-start_sampler up
-t0=$(now); upload "$ID"; t1=$(now)
-RSS_UP=$(stop_sampler up)
-UPLOAD=$(mbps "$BYTES" "$t0" "$t1")
-
-log "downloading"
+# --- the downloads ---------------------------------------------------------------
+# Warm: the blob read into the page cache first (an upload leaves little
+# of it there), then cat of it and each download in turn.
+log "downloading, warm"
 start_sampler down
-t0=$(now); download "$ID"; t1=$(now)
+cat "$BLOB" >/dev/null
+CAT=$(timed_mbps cat "$BLOB")
+DOWNLOAD=$(timed_mbps download "$ID")
+DOWNLOAD_GO=$(timed_mbps download_go "$ID")
+REF_DOWN=$(timed_mbps ref_get)
+REF_DOWN_GO=$(timed_mbps ref_get_go)
+
+# Cold: the blob evicted before each read. What the disk gives varies a
+# lot from one read to the next (on these VMs from about 350 to 1700 MB/s
+# for cat alone), so there are several rounds, each in the other order
+# than the one before, and the median of each measure is kept.
+log "downloading, cold ($COLD_ROUNDS rounds)"
+declare -A cold=()
+methods=(cat download download_go ref_get ref_get_go)
+for ((round = 1; round <= COLD_ROUNDS; round++)); do
+	line=
+	order=("${methods[@]}")
+	if ((round % 2 == 0)); then
+		order=()
+		for ((i = ${#methods[@]} - 1; i >= 0; i--)); do order+=("${methods[i]}"); done
+	fi
+	for m in "${order[@]}"; do
+		evict "$BLOB"
+		case $m in
+		cat) rate=$(timed_mbps cat "$BLOB") ;;
+		download | download_go) rate=$(timed_mbps "$m" "$ID") ;;
+		*) rate=$(timed_mbps "$m") ;;
+		esac
+		cold[$m]+="$rate "
+		line+=" $m=$rate"
+	done
+	log "cold round $round, MB/s:$line"
+done
 RSS_DOWN=$(stop_sampler down)
-DOWNLOAD=$(mbps "$BYTES" "$t0" "$t1")
 HWM=$(status_kib "$SERVER_PID" VmHWM)
+kill "$REF_PID" 2>/dev/null; wait "$REF_PID" 2>/dev/null || true
+REF_PID=
+median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
+# shellcheck disable=SC2086 # the rates are words
+{
+	CAT_COLD=$(median ${cold[cat]})
+	DOWNLOAD_COLD=$(median ${cold[download]})
+	DOWNLOAD_COLD_GO=$(median ${cold[download_go]})
+	REF_DOWN_COLD=$(median ${cold[ref_get]})
+	REF_DOWN_COLD_GO=$(median ${cold[ref_get_go]})
+}
 
 UP_RATIO=$(ratio "$UPLOAD" "$SLOWER_HASH")
 DOWN_RATIO=$(ratio "$DOWNLOAD" "$CAT")
+DOWN_COLD_RATIO=$(ratio "$DOWNLOAD_COLD" "$CAT_COLD")
+DOWN_GO_RATIO=$(ratio "$DOWNLOAD_GO" "$CAT")
+DOWN_COLD_GO_RATIO=$(ratio "$DOWNLOAD_COLD_GO" "$CAT_COLD")
 UP_REF_RATIO=$(ratio "$UPLOAD" "$REF_UP")
 DOWN_REF_RATIO=$(ratio "$DOWNLOAD" "$REF_DOWN")
+DOWN_GO_REF_RATIO=$(ratio "$DOWNLOAD_GO" "$REF_DOWN_GO")
+DOWN_COLD_REF_RATIO=$(ratio "$DOWNLOAD_COLD" "$REF_DOWN_COLD")
+DOWN_COLD_GO_REF_RATIO=$(ratio "$DOWNLOAD_COLD_GO" "$REF_DOWN_COLD_GO")
+REF_DOWN_RATIO=$(ratio "$REF_DOWN" "$CAT")
+REF_DOWN_GO_RATIO=$(ratio "$REF_DOWN_GO" "$CAT")
 kib_mib() { python3 -c "print('%.1f' % ($1/1024))"; }
 
 cat <<EOF
 
 Data path, $SIZE_MIB MiB random raw image, 127.0.0.1, $(nproc) CPUs, Go $(go env GOVERSION)
+(warm: the file read is in the page cache; cold: evicted from it first, median of $COLD_ROUNDS)
 
 | measure | MB/s | limit | limit MB/s | ratio | target |
 |---|---:|---|---:|---:|---:|
-| upload (PUT /v2/images/{id}/file) | $UPLOAD | slower of sha512sum ($SHA512) and md5sum ($MD5) | $SLOWER_HASH | $UP_RATIO | >= 0.85 |
-| download (GET /v2/images/{id}/file) | $DOWNLOAD | cat FILE > /dev/null | $CAT | $DOWN_RATIO | >= 0.80 |
-| upload | $UPLOAD | minimal Go server: PUT, md5+sha512, to a file | $REF_UP | $UP_REF_RATIO | |
-| download | $DOWNLOAD | minimal Go server: GET, http.ServeFile | $REF_DOWN | $DOWN_REF_RATIO | |
+| upload (PUT /v2/images/{id}/file), curl | $UPLOAD | slower of sha512sum ($SHA512) and md5sum ($MD5) | $SLOWER_HASH | $UP_RATIO | >= 0.85 |
+| download (GET /v2/images/{id}/file), warm, curl | $DOWNLOAD | cat BLOB > /dev/null, warm | $CAT | $DOWN_RATIO | >= 0.80 |
+| download, cold, curl | $DOWNLOAD_COLD | cat BLOB > /dev/null, cold | $CAT_COLD | $DOWN_COLD_RATIO | >= 0.80 |
+| download, warm, Go client | $DOWNLOAD_GO | cat BLOB > /dev/null, warm | $CAT | $DOWN_GO_RATIO | |
+| download, cold, Go client | $DOWNLOAD_COLD_GO | cat BLOB > /dev/null, cold | $CAT_COLD | $DOWN_COLD_GO_RATIO | |
+| upload, curl | $UPLOAD | minimal Go server: PUT, md5 then sha512, to a file | $REF_UP | $UP_REF_RATIO | |
+| download, warm, curl | $DOWNLOAD | minimal Go server: GET, http.ServeFile, warm, curl | $REF_DOWN | $DOWN_REF_RATIO | |
+| download, warm, Go client | $DOWNLOAD_GO | minimal Go server, warm, Go client | $REF_DOWN_GO | $DOWN_GO_REF_RATIO | |
+| download, cold, curl | $DOWNLOAD_COLD | minimal Go server, cold, curl | $REF_DOWN_COLD | $DOWN_COLD_REF_RATIO | |
+| download, cold, Go client | $DOWNLOAD_COLD_GO | minimal Go server, cold, Go client | $REF_DOWN_COLD_GO | $DOWN_COLD_GO_REF_RATIO | |
+| minimal Go server: download, warm, curl | $REF_DOWN | cat BLOB > /dev/null, warm | $CAT | $REF_DOWN_RATIO | |
+| minimal Go server: download, warm, Go client | $REF_DOWN_GO | cat BLOB > /dev/null, warm | $CAT | $REF_DOWN_GO_RATIO | |
+
+Cold rounds (MB/s): cat ${cold[cat]}; download, curl ${cold[download]}; download, Go client ${cold[download_go]};
+minimal server, curl ${cold[ref_get]}; minimal server, Go client ${cold[ref_get_go]}
 
 | server RSS | MiB |
 |---|---:|
 | before the transfers | $(kib_mib "$RSS_START") |
-| peak sampled during upload | $(kib_mib "$RSS_UP") |
-| peak sampled during download | $(kib_mib "$RSS_DOWN") |
+| peak sampled during the upload | $(kib_mib "$RSS_UP") |
+| peak sampled during the downloads | $(kib_mib "$RSS_DOWN") |
 | VmHWM (peak of the process's life) | $(kib_mib "$HWM") |
 EOF
 
@@ -251,14 +406,34 @@ cat >"$JSON_OUT" <<EOF
   "sha512sum_mbps": $SHA512,
   "md5sum_mbps": $MD5,
   "cat_mbps": $CAT,
+  "cat_cold_mbps": $CAT_COLD,
   "upload_mbps": $UPLOAD,
   "download_mbps": $DOWNLOAD,
+  "download_go_mbps": $DOWNLOAD_GO,
+  "download_cold_mbps": $DOWNLOAD_COLD,
+  "download_cold_go_mbps": $DOWNLOAD_COLD_GO,
   "upload_vs_slower_hash": $UP_RATIO,
   "download_vs_cat": $DOWN_RATIO,
+  "download_cold_vs_cat_cold": $DOWN_COLD_RATIO,
+  "download_go_vs_cat": $DOWN_GO_RATIO,
+  "download_cold_go_vs_cat_cold": $DOWN_COLD_GO_RATIO,
   "ref_upload_mbps": $REF_UP,
   "ref_download_mbps": $REF_DOWN,
+  "ref_download_go_mbps": $REF_DOWN_GO,
+  "ref_download_cold_mbps": $REF_DOWN_COLD,
+  "ref_download_cold_go_mbps": $REF_DOWN_COLD_GO,
   "upload_vs_ref": $UP_REF_RATIO,
   "download_vs_ref": $DOWN_REF_RATIO,
+  "download_go_vs_ref": $DOWN_GO_REF_RATIO,
+  "download_cold_vs_ref": $DOWN_COLD_REF_RATIO,
+  "download_cold_go_vs_ref": $DOWN_COLD_GO_REF_RATIO,
+  "cold_rounds_mbps": {
+    "cat": [$(echo ${cold[cat]} | tr ' ' ',')],
+    "download": [$(echo ${cold[download]} | tr ' ' ',')],
+    "download_go": [$(echo ${cold[download_go]} | tr ' ' ',')],
+    "ref_download": [$(echo ${cold[ref_get]} | tr ' ' ',')],
+    "ref_download_go": [$(echo ${cold[ref_get_go]} | tr ' ' ',')]
+  },
   "rss_start_kib": $RSS_START,
   "rss_peak_upload_kib": $RSS_UP,
   "rss_peak_download_kib": $RSS_DOWN,
