@@ -43,8 +43,11 @@ func (db *DB) Version(ctx context.Context) (uint64, error) {
 		v.conn, v.stmt = conn, stmt
 		v.version++
 	}
+	// The pragma only reads a counter: it has nothing to give up on, and
+	// a context that cannot be cancelled spares the driver the goroutine
+	// it starts for every query to watch one.
 	var dv int64
-	if err := v.stmt.QueryRowContext(ctx).Scan(&dv); err != nil {
+	if err := v.stmt.QueryRowContext(context.WithoutCancel(ctx)).Scan(&dv); err != nil {
 		v.closeLocked()
 		return 0, unavailable(fmt.Errorf("read data_version: %w", err))
 	}
