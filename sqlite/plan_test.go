@@ -19,24 +19,7 @@ func queryPlan(t *testing.T, db *DB, q cloudimage.ImageQuery) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return plan
+	return statementPlan(t, db, query, args...)
 }
 
 // seedSkewed fills db the way the list benchmark does, in miniature: one

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -35,4 +36,19 @@ func markdown(res *Results) string {
 
 func writeFile(path, s string) error {
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// writeResults prints md to stdout and writes res as JSON to jsonPath and
+// md to mdPath, each unless its path is empty.
+func writeResults(stdout io.Writer, res any, md, jsonPath, mdPath string) error {
+	fmt.Fprint(stdout, md)
+	if jsonPath != "" {
+		if err := writeJSON(jsonPath, res); err != nil {
+			return err
+		}
+	}
+	if mdPath != "" {
+		return writeFile(mdPath, md)
+	}
+	return nil
 }

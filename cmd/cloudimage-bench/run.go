@@ -99,17 +99,7 @@ func runCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	md := markdown(res)
-	fmt.Fprint(stdout, md)
-	if cfg.JSON != "" {
-		if err := writeJSON(cfg.JSON, res); err != nil {
-			return err
-		}
-	}
-	if cfg.MD != "" {
-		return writeFile(cfg.MD, md)
-	}
-	return nil
+	return writeResults(stdout, res, markdown(res), cfg.JSON, cfg.MD)
 }
 
 // newClient returns a client that keeps a connection per worker.

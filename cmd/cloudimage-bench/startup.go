@@ -87,17 +87,7 @@ func startupCommand(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	md := startupMarkdown(res)
-	fmt.Fprint(stdout, md)
-	if cfg.JSON != "" {
-		if err := writeJSON(cfg.JSON, res); err != nil {
-			return err
-		}
-	}
-	if cfg.MD != "" {
-		return writeFile(cfg.MD, md)
-	}
-	return nil
+	return writeResults(stdout, res, startupMarkdown(res), cfg.JSON, cfg.MD)
 }
 
 // measureStartup starts the server on each data directory once to warm
