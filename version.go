@@ -2,6 +2,7 @@ package cloudimage
 
 import (
 	"context"
+	"reflect"
 	"sync"
 )
 
@@ -41,9 +42,9 @@ func WithVersionMemo(ctx context.Context) context.Context {
 }
 
 // ReadVersion returns v's version: under a context from WithVersionMemo
-// the one read first there (of the same v, compared with ==, which a
-// pointer to a store makes cheap and exact); otherwise a fresh one. An
-// error is not remembered.
+// the one read first there, of the same v (compared with ==, as a pointer
+// to a store is; a v that cannot be compared is read afresh each time);
+// otherwise a fresh one. An error is not remembered.
 func ReadVersion(ctx context.Context, v Versioner) (uint64, error) {
 	m, _ := ctx.Value(versionMemoKey{}).(*versionMemo)
 	if m == nil {
@@ -58,7 +59,7 @@ func ReadVersion(ctx context.Context, v Versioner) (uint64, error) {
 		return v.Version(ctx)
 	}
 	n, err := v.Version(ctx)
-	if err == nil {
+	if err == nil && reflect.ValueOf(v).Comparable() {
 		m.from, m.version = v, n
 	}
 	return n, err
@@ -105,7 +106,8 @@ func (c *VersionCache[V]) MaxCost() int {
 // newer than the cache's version. It reports whether the cache is at v.
 func (c *VersionCache[V]) advance(v uint64) bool {
 	if v > c.version {
-		clear(c.entries)
+		// A new map, not clear: a map keeps the room of its largest size.
+		c.entries = map[string]versionEntry[V]{}
 		c.version, c.cost = v, 0
 	}
 	return v == c.version

@@ -1,6 +1,7 @@
 package cloudimage_test
 
 import (
+	"context"
 	"strconv"
 	"testing"
 
@@ -63,3 +64,44 @@ func TestVersionCacheBounds(t *testing.T) {
 		t.Fatal("a replaced entry counted more than once")
 	}
 }
+
+// versionFunc is a Versioner made of a function, a type == cannot compare.
+type versionFunc func(context.Context) (uint64, error)
+
+func (f versionFunc) Version(ctx context.Context) (uint64, error) { return f(ctx) }
+
+// TestReadVersionMemo checks that under a memo a Versioner is asked once,
+// that another one is asked for itself, and that one whose type cannot be
+// compared is asked every time rather than making ReadVersion panic.
+func TestReadVersionMemo(t *testing.T) {
+	ctx := cloudimage.WithVersionMemo(context.Background())
+	asked := 0
+	counting := &countingVersioner{n: &asked}
+	for range 3 {
+		if v, err := cloudimage.ReadVersion(ctx, counting); err != nil || v != 1 {
+			t.Fatalf("ReadVersion = %d, %v; want 1", v, err)
+		}
+	}
+	if asked != 1 {
+		t.Errorf("under one memo the versioner was asked %d times, want 1", asked)
+	}
+	other := versionFunc(func(context.Context) (uint64, error) { asked++; return 9, nil })
+	for range 2 {
+		if v, err := cloudimage.ReadVersion(ctx, other); err != nil || v != 9 {
+			t.Fatalf("ReadVersion of another versioner = %d, %v; want its own 9", v, err)
+		}
+	}
+	if asked != 3 {
+		t.Errorf("the versioner that cannot be compared was asked %d times, want 2", asked-1)
+	}
+	fresh := cloudimage.WithVersionMemo(context.Background())
+	for range 2 {
+		if _, err := cloudimage.ReadVersion(fresh, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type countingVersioner struct{ n *int }
+
+func (c *countingVersioner) Version(context.Context) (uint64, error) { *c.n++; return 1, nil }

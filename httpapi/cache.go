@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/cloudimage/cloudimage"
 )
@@ -25,9 +27,14 @@ import (
 // otherwise: a few hundred first pages of 100 images.
 const DefaultPageCacheBytes = 16 << 20
 
-// maxCachedPage is the largest body kept. Larger lists (no limit over a
-// big catalog) stream as before and are not held in memory.
-const maxCachedPage = 1 << 20
+// maxCachedPage is the largest body kept: a v2 page of 200 images, five
+// v1.0 pages of 100. Larger lists (no limit over a big catalog) stream as
+// before; a request holds at most this much of its body aside.
+const maxCachedPage = 256 << 10
+
+// pageEntryOverhead is what an entry costs beyond its body: its key and
+// its slot in the map.
+const pageEntryOverhead = sha256.Size + 96
 
 // jsonContentType is the content type of every list response.
 const jsonContentType = "application/json; charset=UTF-8"
@@ -59,24 +66,31 @@ func (s *Server) cachedList(w http.ResponseWriter, r *http.Request, c *cloudimag
 		return err
 	}
 	if rec.keep() {
-		s.pages.Put(v, key, bytes.Clone(rec.body.Bytes()), rec.body.Len())
+		s.pages.Put(v, key, bytes.Clone(rec.body.Bytes()), rec.body.Len()+pageEntryOverhead)
 	}
 	return nil
 }
 
 // pageKey is what a list response depends on besides the store: the
-// path (with the v1.0 appkey), the query as sent, and who asks.
+// path (with the v1.0 appkey), the query as sent, and who asks. It is the
+// SHA-256 of those, each with its length before it, so that every key
+// has the same small size however long the query (which a client may pad
+// with parameters the list ignores) and no two differ only in where one
+// part ends.
 func pageKey(r *http.Request, c *cloudimage.Caller) string {
-	var b strings.Builder
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	field := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		io.WriteString(h, s)
+	}
 	for _, s := range []string{r.URL.Path, r.URL.RawQuery, c.UserID, c.ProjectID} {
-		b.WriteString(s)
-		b.WriteByte(0)
+		field(s)
 	}
 	for _, role := range c.Roles {
-		b.WriteString(string(role))
-		b.WriteByte(0)
+		field(string(role))
 	}
-	return b.String()
+	return string(h.Sum(nil))
 }
 
 // pageRecorder passes a response through and keeps a copy of its body,

@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,5 +203,30 @@ func TestPageCacheKeepsOnlySmallPages(t *testing.T) {
 	}
 	if store.lists.Load() == n {
 		t.Error("a list larger than the whole cache was answered from it")
+	}
+}
+
+// TestPageCacheBoundHoldsWithLongQueries checks that the cache's bound is
+// on what it holds, not only on the bodies: queries padded with what the
+// list ignores (v1.0 ignores unknown parameters, v2 answers for the last
+// marker only) give small pages under long keys, and must not make the
+// cache hold many times its size.
+func TestPageCacheBoundHoldsWithLongQueries(t *testing.T) {
+	const budget = 64 << 10
+	e, _ := newCountingEnv(t, budget)
+	tok := e.token(t, e.a, cloudimage.RoleReader)
+	pad := strings.Repeat("x", 256<<10)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 100 {
+		e.get(t, fmt.Sprintf("%s?pad%d=%s", imagesPath(e.a), i, pad), tok)
+		e.get(t, fmt.Sprintf("/v2/images?limit=1&marker=%d%s&marker=", i, pad), tok)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// 200 queries of 256 KiB are 50 MiB: kept as keys, they would show.
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 8<<20 {
+		t.Errorf("a page cache of %d KiB grew the heap by %d MiB over 200 padded queries", budget>>10, grown>>20)
 	}
 }

@@ -43,7 +43,9 @@ type Config struct {
 	// to answer requests, by name.
 	Checks []Check
 	// Versions, when set, is the catalog's change counter: the metadata
-	// store, when it is a cloudimage.Versioner. With it, and a positive
+	// store behind Images and Identity (no other: pages would then be kept
+	// past the changes that matter), when it is a cloudimage.Versioner.
+	// With it, and a positive
 	// PageCacheBytes, the server keeps the bodies of list responses (up
 	// to PageCacheBytes in all) and answers a list asked again from
 	// memory, until anything in the store changes.

@@ -27,13 +27,19 @@ type versions struct {
 // and transactions that write and roll back, move the version too: a
 // cache over it is then emptied for nothing, never kept too long.
 func (db *DB) Version(ctx context.Context) (uint64, error) {
+	// The server's start time joins the snapshot: a server restarted, or
+	// another one after a failover, starts a new series of versions even
+	// if its snapshot happens to read as the last one did.
 	var snap string
-	if err := db.pool.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
-		return 0, unavailable(fmt.Errorf("read snapshot: %w", err))
-	}
+	err := db.pool.QueryRow(ctx, `SELECT pg_current_snapshot()::text || '@' || pg_postmaster_start_time()::text`).Scan(&snap)
 	v := &db.versions
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err != nil {
+		// Whatever happened meanwhile, the next snapshot is news.
+		v.last = ""
+		return 0, unavailable(fmt.Errorf("read snapshot: %w", err))
+	}
 	// Of two calls racing here, the one with the older snapshot may come
 	// second: the version then moves on once more, which only costs a
 	// miss. A version is handed out for a snapshot only while it is the
