@@ -71,37 +71,27 @@ func serveCommand(e *env, dataDir *string) *cobra.Command {
 	if err != nil {
 		envErrs["token-ttl"] = fmt.Errorf("CLOUDIMAGE_TOKEN_TTL: %w", err)
 	}
-	envInt := func(name, flag string) int {
-		v, err := strconv.Atoi(e.or(name, "0"))
+	// envInt is the integer the variable name holds, def when it is unset;
+	// a value that is not an integer is an error of flag's.
+	envInt := func(name, flag string, def int) int {
+		v, err := strconv.Atoi(e.or(name, strconv.Itoa(def)))
 		if err != nil {
 			envErrs[flag] = fmt.Errorf("%s: not an integer: %w", name, err)
+			return def
 		}
 		return v
 	}
-	defaultLimit := envInt("CLOUDIMAGE_DEFAULT_PAGE_SIZE", "default-page-size")
-	maxLimit := envInt("CLOUDIMAGE_MAX_PAGE_SIZE", "max-page-size")
-	maxImageSize := envInt("CLOUDIMAGE_MAX_IMAGE_SIZE", "max-image-size")
-	quotaImages := envInt("CLOUDIMAGE_QUOTA_IMAGES", "quota-images")
-	quotaBytes := envInt("CLOUDIMAGE_QUOTA_BYTES", "quota-bytes")
-	pageCache, err := strconv.Atoi(e.or("CLOUDIMAGE_PAGE_CACHE", strconv.Itoa(httpapi.DefaultPageCacheBytes)))
-	if err != nil {
-		pageCache = httpapi.DefaultPageCacheBytes
-		envErrs["page-cache"] = fmt.Errorf("CLOUDIMAGE_PAGE_CACHE: not an integer: %w", err)
-	}
-	tokenCache, err := strconv.Atoi(e.or("CLOUDIMAGE_TOKEN_CACHE", strconv.Itoa(cloudimage.DefaultTokenCacheSize)))
-	if err != nil {
-		tokenCache = cloudimage.DefaultTokenCacheSize
-		envErrs["token-cache"] = fmt.Errorf("CLOUDIMAGE_TOKEN_CACHE: not an integer: %w", err)
-	}
+	defaultLimit := envInt("CLOUDIMAGE_DEFAULT_PAGE_SIZE", "default-page-size", 0)
+	maxLimit := envInt("CLOUDIMAGE_MAX_PAGE_SIZE", "max-page-size", 0)
+	maxImageSize := envInt("CLOUDIMAGE_MAX_IMAGE_SIZE", "max-image-size", 0)
+	quotaImages := envInt("CLOUDIMAGE_QUOTA_IMAGES", "quota-images", 0)
+	quotaBytes := envInt("CLOUDIMAGE_QUOTA_BYTES", "quota-bytes", 0)
+	pageCache := envInt("CLOUDIMAGE_PAGE_CACHE", "page-cache", httpapi.DefaultPageCacheBytes)
+	tokenCache := envInt("CLOUDIMAGE_TOKEN_CACHE", "token-cache", cloudimage.DefaultTokenCacheSize)
+	authBurst := envInt("CLOUDIMAGE_AUTH_FAILURE_BURST", "auth-failure-burst", cloudimage.DefaultAuthFailureBurst)
 	requireMatch, err := strconv.ParseBool(e.or("CLOUDIMAGE_REQUIRE_FORMAT_MATCH", "true"))
 	if err != nil {
 		envErrs["require-format-match"] = fmt.Errorf("CLOUDIMAGE_REQUIRE_FORMAT_MATCH: not a boolean: %w", err)
-	}
-	authBurst, err := strconv.Atoi(e.or("CLOUDIMAGE_AUTH_FAILURE_BURST",
-		strconv.Itoa(cloudimage.DefaultAuthFailureBurst)))
-	if err != nil {
-		authBurst = cloudimage.DefaultAuthFailureBurst
-		envErrs["auth-failure-burst"] = fmt.Errorf("CLOUDIMAGE_AUTH_FAILURE_BURST: not an integer: %w", err)
 	}
 	authInterval, err := time.ParseDuration(e.or("CLOUDIMAGE_AUTH_FAILURE_INTERVAL",
 		cloudimage.DefaultAuthFailureInterval.String()))
