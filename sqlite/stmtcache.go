@@ -21,9 +21,8 @@ const stmtCacheSize = 64
 // so that a statement run again is not parsed and planned again:
 // database/sql prepares the text of every QueryContext on a *sql.DB
 // anew, which was an eighth of a list's time and half of a token
-// lookup's. It holds at
-// most max statements and closes the least recently used one to make
-// room. Statements are prepared with sqlite3_prepare_v2, so a change of
+// lookup's. It holds at most max statements and closes the least
+// recently used one to make room. Statements are prepared with sqlite3_prepare_v2, so a change of
 // schema by another connection makes SQLite prepare them again itself.
 //
 // A statement that cannot be prepared (a busy schema, a cancelled
