@@ -555,24 +555,7 @@ func listQuery(q cloudimage.ImageQuery) (string, []any, error) {
 			"i.visibility = '"+string(cloudimage.VisibilityShared)+"'", "i.owner <> "+viewer)
 		branches = append(branches, listBranch{"image_members m CROSS JOIN images i", cond})
 	}
-	switch q.Visibility {
-	case cloudimage.ListDefault, cloudimage.ListAll:
-		own()
-		visible(cloudimage.VisibilityPublic, true)
-		if q.Visibility == cloudimage.ListAll {
-			visible(cloudimage.VisibilityCommunity, true)
-		}
-		sharedWithViewer()
-	case cloudimage.ListPublic:
-		visible(cloudimage.VisibilityPublic, false)
-	case cloudimage.ListCommunity:
-		visible(cloudimage.VisibilityCommunity, false)
-	case cloudimage.ListShared:
-		own(cloudimage.VisibilityShared)
-		sharedWithViewer()
-	case cloudimage.ListPrivate:
-		own(cloudimage.VisibilityPrivate)
-	}
+	sqlorder.View(q.Visibility, sqlorder.Branches{Own: own, Visible: visible, Shared: sharedWithViewer})
 	if len(branches) == 0 {
 		return "", nil, nil
 	}

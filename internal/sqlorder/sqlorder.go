@@ -1,7 +1,7 @@
 // Package sqlorder holds what the SQL metadata stores share of keyset
 // pagination: the expression and the stored value each sort key orders
 // by, the total order a list walks, and the condition of the rows after
-// a marker. Both stores keep images in the same columns, with times in
+// a marker, and which branches each view is made of. Both stores keep images in the same columns, with times in
 // Unix microseconds, so none of it depends on the SQL dialect; only the
 // placeholders differ, and the caller makes those.
 package sqlorder
@@ -125,4 +125,37 @@ func OrderBy(sorts []cloudimage.Sort, prefix string) string {
 		terms[i] = Expr(s.Key, prefix) + Direction(s.Desc)
 	}
 	return strings.Join(terms, ", ")
+}
+
+// Branches are the parts a list's view is made of, each built by a store
+// in its own SQL: the viewer's own images (all, or those of the given
+// visibilities), the images of others or everyone of one visibility, and
+// the images shared with the viewer.
+type Branches struct {
+	Own     func(vis ...cloudimage.Visibility)
+	Visible func(v cloudimage.Visibility, othersOnly bool)
+	Shared  func()
+}
+
+// View builds the branches of the view v, in the order the stores union
+// them.
+func View(v cloudimage.ListVisibility, b Branches) {
+	switch v {
+	case cloudimage.ListDefault, cloudimage.ListAll:
+		b.Own()
+		b.Visible(cloudimage.VisibilityPublic, true)
+		if v == cloudimage.ListAll {
+			b.Visible(cloudimage.VisibilityCommunity, true)
+		}
+		b.Shared()
+	case cloudimage.ListPublic:
+		b.Visible(cloudimage.VisibilityPublic, false)
+	case cloudimage.ListCommunity:
+		b.Visible(cloudimage.VisibilityCommunity, false)
+	case cloudimage.ListShared:
+		b.Own(cloudimage.VisibilityShared)
+		b.Shared()
+	case cloudimage.ListPrivate:
+		b.Own(cloudimage.VisibilityPrivate)
+	}
 }
